@@ -1,0 +1,272 @@
+"""The `rag` command: ingest, stats, retrieve, ask, chat (and friends).
+
+Every failure a user can cause or fix (bad file, missing index, endpoint down)
+ends as one `error: ...` line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+import rag  # noqa: F401  (pins offline environment before heavy imports)
+from rag.settings import Settings, load_settings
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(Exception):
+    """A problem to report as one line, without a traceback."""
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", type=Path, help="index directory (env RAG_INDEX)")
+    parser.add_argument("--config", type=Path, help="TOML settings file (env RAG_CONFIG)")
+
+
+def _add_answer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-k", "--top-k", type=int, dest="top_k", help="papers to retrieve")
+    parser.add_argument(
+        "--llm", choices=["auto", "extractive", "local", "openai"], help="answer generator"
+    )
+    parser.add_argument("--model", dest="openai_model", help="model name at the endpoint")
+    parser.add_argument("--base-url", dest="openai_base_url", help="OpenAI-compatible base URL")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Cited question answering over research papers (offline)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="add papers from files or directories")
+    ingest.add_argument("paths", nargs="+", type=Path)
+    _add_common(ingest)
+
+    stats = commands.add_parser("stats", help="papers, chunks, index location, embedder")
+    stats.add_argument("--json", action="store_true")
+    _add_common(stats)
+
+    retrieve = commands.add_parser("retrieve", help="rank papers for a query")
+    retrieve.add_argument("query", nargs="?")
+    retrieve.add_argument("-k", "--top-k", type=int, dest="top_k", default=None)
+    retrieve.add_argument("--json", action="store_true")
+    retrieve.add_argument("--queries", type=Path, help="BEIR queries.jsonl for batch mode")
+    retrieve.add_argument("--run-out", type=Path, help="TREC run file to write (batch mode)")
+    retrieve.add_argument("--run-tag", default="rag", help="tag column of the TREC run")
+    _add_common(retrieve)
+
+    ask = commands.add_parser("ask", help="answer a question with citations")
+    ask.add_argument("question", nargs="?")
+    ask.add_argument("--json", action="store_true")
+    ask.add_argument("--questions", type=Path, help="JSONL of {id, question} for batch mode")
+    ask.add_argument("--out", type=Path, help="answers JSONL to write (batch mode)")
+    _add_answer_options(ask)
+    _add_common(ask)
+
+    chat = commands.add_parser("chat", help="launch the chat UI")
+    chat.add_argument("--host", help="bind address (default 127.0.0.1)")
+    chat.add_argument("--port", type=int, help="port (default 7860)")
+    chat.add_argument(
+        "--no-bundled-corpus", action="store_true",
+        help="do not ingest the bundled corpus into an empty index",
+    )  # fmt: skip
+    _add_common(chat)
+
+    local = commands.add_parser("local-llm", help="manage the bundled llama.cpp server")
+    local.add_argument("action", choices=["start", "stop"])
+    _add_common(local)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **extra) -> Settings:
+    fields = set(Settings.model_fields)
+    overrides = {key: value for key, value in vars(args).items() if key in fields}
+    return load_settings(getattr(args, "config", None), **overrides, **extra)
+
+
+def _open_index(settings: Settings):
+    from rag.index import PaperIndex
+
+    return PaperIndex(settings)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from rag.ingest import ingest_paths
+
+    index = _open_index(_settings(args))
+    progress = (lambda done, total: print(f"  embedded {done}/{total}", file=sys.stderr)) if (
+        sys.stderr.isatty()
+    ) else None
+    report = ingest_paths(index, args.paths, progress=progress)
+    print(report.summary())
+    for line in report.problems():
+        print(f"error: {line}", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    index = _open_index(settings)
+    stats = {
+        "papers": index.paper_count(),
+        "chunks": index.chunk_count(),
+        "index": index.location,
+        "embedder": index.embedder_label,
+        "chunk_size": settings.chunk_size,
+    }
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        for key, value in stats.items():
+            print(f"{key:>10}: {value}")
+    return EXIT_OK
+
+
+def cmd_retrieve(args: argparse.Namespace) -> int:
+    from rag.retrieve import read_queries, retrieve, retrieve_batch, sources_json, trec_run_lines
+
+    settings = _settings(args)
+    index = _open_index(settings)
+    k = args.top_k or settings.top_k
+    if args.queries:
+        if not args.run_out:
+            raise UserError("--queries needs --run-out RUN.txt")
+        try:
+            queries = read_queries(args.queries)
+        except OSError as exc:
+            raise UserError(f"{args.queries}: cannot read ({exc.strerror})") from None
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        results = retrieve_batch(index, queries, k)
+        lines = trec_run_lines(results, args.run_tag)
+        args.run_out.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+        print(f"wrote {len(lines)} lines for {len(queries)} queries to {args.run_out}")
+        return EXIT_OK
+    if not args.query:
+        raise UserError("give a QUERY or --queries FILE.jsonl")
+    sources = retrieve(index, args.query, k)
+    if args.json:
+        print(json.dumps(sources_json(sources), ensure_ascii=False))
+        return EXIT_OK
+    if not sources:
+        print("no results (is the index empty?)")
+    for row in sources_json(sources):
+        print(f"{row['rank']:>2}. [{row['score']:.3f}] {row['title']}  ({row['id']})")
+        print(f"    {row['snippet']}")
+    return EXIT_OK
+
+
+def _read_questions(path: Path) -> list[dict]:
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append({"id": row.get("id", str(number)), "question": str(row["question"])})
+        except (json.JSONDecodeError, KeyError, AttributeError, TypeError):
+            raise UserError(f"{path}:{number}: expected a JSON object with id and question") from None
+    return rows
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.answer import Answerer
+
+    settings = _settings(args)
+    answerer = Answerer(_open_index(settings), settings)
+    if args.questions:
+        if not args.out:
+            raise UserError("--questions needs --out ANSWERS.jsonl")
+        rows = _read_questions(args.questions)
+        with open(args.out, "w", encoding="utf-8") as out:
+            for row in rows:
+                result = answerer.ask(row["question"])
+                out.write(json.dumps({"id": row["id"], **result.model_dump()}, ensure_ascii=False))
+                out.write("\n")
+        print(f"wrote {len(rows)} answers to {args.out}")
+        return EXIT_OK
+    if not args.question:
+        raise UserError("give a QUESTION or --questions FILE.jsonl")
+    result = answerer.ask(args.question)
+    if args.json:
+        print(result.model_dump_json())
+        return EXIT_OK
+    print(result.answer)
+    if result.citations:
+        print()
+        for source in result.sources:
+            if source.cited:
+                link = f"  {source.url}" if source.url else ""
+                print(f"[{source.n}] {source.title} ({source.paper_id}){link}")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"(answered by {result.llm} in {result.timings_ms.get('total', 0):.0f} ms)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from ui.app import launch
+
+    settings = _settings(args)
+    launch(settings, ingest_bundled=not args.no_bundled_corpus)
+    return EXIT_OK
+
+
+def cmd_local_llm(args: argparse.Namespace) -> int:
+    from rag.local_llm import ensure_local_server, stop_local_server
+
+    settings = _settings(args)
+    if args.action == "start":
+        server = ensure_local_server(settings)
+        print(f"llama.cpp server at {server.base_url} (model {server.model}, pid {server.pid})")
+    else:
+        print("stopped" if stop_local_server(settings) else "no local server was running")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "ingest": cmd_ingest,
+    "stats": cmd_stats,
+    "retrieve": cmd_retrieve,
+    "ask": cmd_ask,
+    "chat": cmd_chat,
+    "local-llm": cmd_local_llm,
+}
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from rag.formats import FormatError
+    from rag.index import IndexMismatchError
+    from rag.llm import LLMError
+    from rag.local_llm import LocalLLMError
+
+    return (UserError, FormatError, IndexMismatchError, LLMError, LocalLLMError, ValueError, OSError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"error: setting {'.'.join(map(str, first['loc']))}: {first['msg']}", file=sys.stderr)
+    except _expected_errors() as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

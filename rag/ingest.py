@@ -1,0 +1,77 @@
+"""Ingest files into the index and say exactly what happened to each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from rag.formats import FormatError, expand_paths, parse_file
+from rag.index import PaperIndex, Progress
+
+
+@dataclass
+class IngestReport:
+    """What an ingest run did: counts for the summary, problems for the error lines."""
+
+    added: int = 0
+    duplicates: int = 0
+    total_papers: int = 0
+    files: int = 0
+    file_errors: list[str] = field(default_factory=list)
+    bad_lines: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.file_errors and not self.bad_lines
+
+    def summary(self) -> str:
+        return (
+            f"added {self.added}, skipped {self.duplicates} duplicate(s), "
+            f"total {self.total_papers} papers ({self.files} file(s) read)"
+        )
+
+    def problems(self) -> list[str]:
+        """One line per problem: a bad file, or a file's bad line numbers."""
+        lines = list(self.file_errors)
+        for path, bad in self.bad_lines.items():
+            numbers = ", ".join(str(number) for number, _ in bad[:20])
+            more = f" and {len(bad) - 20} more" if len(bad) > 20 else ""
+            lines.append(
+                f"{path}: skipped {len(bad)} bad record(s) at line(s) {numbers}{more} "
+                f"(first: {bad[0][1]})"
+            )
+        return lines
+
+
+def ingest_paths(
+    index: PaperIndex, paths: Iterable[Path], progress: Progress | None = None
+) -> IngestReport:
+    """Parse every file first, then add the good papers; a bad file never stops the others."""
+    report = IngestReport()
+    try:
+        files = expand_paths(paths)
+    except FormatError as exc:
+        report.file_errors.append(str(exc))
+        files = []
+    papers = []
+    for path in files:
+        try:
+            parsed = parse_file(path)
+        except FormatError as exc:
+            report.file_errors.append(str(exc))
+            continue
+        except OSError as exc:
+            report.file_errors.append(f"{path}: cannot read ({exc.strerror or exc})")
+            continue
+        report.files += 1
+        if parsed.bad_lines:
+            report.bad_lines[str(path)] = parsed.bad_lines
+        if not parsed.papers and not parsed.bad_lines:
+            report.file_errors.append(f"{path}: no papers found")
+        papers.extend(parsed.papers)
+    if papers:
+        result = index.add_papers(papers, progress=progress)
+        report.added, report.duplicates = result.added, result.duplicates
+    report.total_papers = index.paper_count()
+    return report

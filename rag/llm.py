@@ -1,0 +1,81 @@
+"""Talking to any OpenAI-compatible endpoint (hosted, or the local llama.cpp server).
+
+The openai client does the retrying (exponential backoff on 429, 5xx and
+connection errors) and the timeouts; this module turns its exceptions into
+one-line messages a user can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import openai
+from openai import OpenAI
+
+
+class LLMError(RuntimeError):
+    """The LLM endpoint failed in a way the user must fix or wait out (one line)."""
+
+
+@dataclass
+class ChatModel:
+    """A chat model at an endpoint; `label` is what answers report as their generator."""
+
+    client: OpenAI
+    model: str
+    label: str
+    max_tokens: int
+    temperature: float
+
+    @classmethod
+    def connect(
+        cls,
+        base_url: str | None,
+        api_key: str | None,
+        model: str,
+        label: str,
+        *,
+        timeout_s: float,
+        max_retries: int,
+        max_tokens: int,
+        temperature: float,
+    ) -> "ChatModel":
+        client = OpenAI(
+            base_url=base_url, api_key=api_key or "not-needed",
+            timeout=timeout_s, max_retries=max_retries,
+        )  # fmt: skip
+        return cls(client, model, label, max_tokens, temperature)
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        """Yield the answer's text as it is generated."""
+        try:
+            stream = self.client.chat.completions.create(
+                model=self.model, messages=messages, stream=True,
+                max_tokens=self.max_tokens, temperature=self.temperature,
+            )  # fmt: skip
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.APIError as exc:
+            raise LLMError(describe_error(exc, str(self.client.base_url), self.model)) from None
+
+    def complete(self, messages: list[dict[str, str]]) -> str:
+        return "".join(self.stream(messages))
+
+
+def describe_error(exc: openai.APIError, base_url: str, model: str) -> str:
+    """One line saying what went wrong with the endpoint and what to check."""
+    if isinstance(exc, openai.APITimeoutError):
+        return f"LLM endpoint {base_url} timed out"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"cannot reach LLM endpoint {base_url} (is it running? check OPENAI_BASE_URL)"
+    if isinstance(exc, openai.AuthenticationError):
+        return f"LLM endpoint {base_url} rejected the API key (check OPENAI_API_KEY)"
+    if isinstance(exc, openai.NotFoundError):
+        return f"model '{model}' not found at {base_url} (check RAG_OPENAI_MODEL)"
+    if isinstance(exc, openai.RateLimitError):
+        return f"LLM endpoint {base_url} is rate limiting; retries exhausted"
+    if isinstance(exc, openai.APIStatusError):
+        return f"LLM endpoint {base_url} answered HTTP {exc.status_code}: {exc.message}"[:300]
+    return f"LLM endpoint {base_url} failed: {exc}"[:300]

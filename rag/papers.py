@@ -1,0 +1,71 @@
+"""The paper record every stage passes around, and how papers get stable ids."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?$", re.I)
+
+
+def normalise_title(title: str) -> str:
+    """Lower-case, accent-free, punctuation-free title: the key that merges duplicates."""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
+
+
+def title_id(title: str) -> str:
+    """A stable id for a paper that came without one: same title, same id, on any machine."""
+    digest = hashlib.sha1(normalise_title(title).encode("utf-8")).hexdigest()
+    return f"t-{digest[:12]}"
+
+
+def paper_url(paper_id: str, given_url: str = "") -> str:
+    """A link a reader can open: the given URL, else arXiv's abstract page for arXiv ids."""
+    if given_url:
+        return given_url
+    match = ARXIV_ID.match(paper_id.strip())
+    return f"https://arxiv.org/abs/{match.group(1)}" if match else ""
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper: what is indexed, what the LLM reads, what a citation points at."""
+
+    id: str
+    title: str
+    abstract: str
+    authors: str = ""
+    year: int = 0  # 0 = unknown; an int so Chroma can range-filter it
+    url: str = ""
+    categories: str = ""
+    source: str = ""  # file the paper was ingested from
+    body: str = field(default="", repr=False)  # full text beyond the abstract (PDFs)
+
+    def metadata(self) -> dict[str, str | int]:
+        """Flat, Chroma-safe metadata (no None, no lists)."""
+        return {
+            "paper_id": self.id,
+            "title": self.title,
+            "authors": self.authors,
+            "year": self.year,
+            "url": self.url,
+            "categories": self.categories,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: dict, abstract: str) -> "Paper":
+        return cls(
+            id=str(metadata["paper_id"]),
+            title=str(metadata.get("title", "")),
+            abstract=abstract,
+            authors=str(metadata.get("authors", "")),
+            year=int(metadata.get("year") or 0),
+            url=str(metadata.get("url", "")),
+            categories=str(metadata.get("categories", "")),
+            source=str(metadata.get("source", "")),
+        )

