@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 
 from pydantic import BaseModel, Field
 
 from rag.citations import validate_citations
 from rag.context import build_prompt
+from rag.filters import RetrievalFilters
 from rag.extractive import extractive_answer, score_sentences
 from rag.index import PaperIndex
 from rag.llm import ChatModel
@@ -106,18 +107,28 @@ class Answerer:
         s = self.settings
         return s.local_context if self.mode == "local" else s.openai_context_window
 
-    def ask(self, question: str) -> AnswerResult:
+    def ask(
+        self, question: str, history: Sequence[tuple[str, str]] | None = None,
+        filters: RetrievalFilters | None = None,
+    ) -> AnswerResult:  # fmt: skip
         result = None
-        for item in self.stream(question):
+        for item in self.stream(question, history, filters):
             if isinstance(item, AnswerResult):
                 result = item
         assert result is not None
         return result
 
-    def stream(self, question: str) -> Iterator[str | AnswerResult]:
-        """Yield answer text deltas, then the validated AnswerResult (always last)."""
+    def stream(
+        self, question: str, history: Sequence[tuple[str, str]] | None = None,
+        filters: RetrievalFilters | None = None,
+    ) -> Iterator[str | AnswerResult]:  # fmt: skip
+        """Yield answer text deltas, then the validated AnswerResult (always last).
+
+        `history` is the earlier (user, assistant) turns of a chat; `filters`
+        restrict which papers may be retrieved.
+        """
         timer = _Timer()
-        sources = retrieve(self.index, question, self.settings.top_k)
+        sources = retrieve(self.index, question, self.settings.top_k, filters)
         timer.lap("retrieve")
         if not sources:
             message = EMPTY_INDEX_MESSAGE if self.index.paper_count() == 0 else SENTINEL

@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 from llama_index.core.vector_stores import VectorStoreQuery
 
+from rag.filters import RetrievalFilters
 from rag.index import PaperIndex
 from rag.papers import Paper
 
@@ -82,8 +83,13 @@ def dense_search(index: PaperIndex, embedding: Sequence[float], k: int) -> list[
     )
 
 
-def retrieve(index: PaperIndex, query: str, k: int | None = None) -> list[Source]:
-    """The top-k papers for a question (empty list on an empty index)."""
+def retrieve(
+    index: PaperIndex, query: str, k: int | None = None, filters: RetrievalFilters | None = None
+) -> list[Source]:
+    """The top-k papers for a question (empty list on an empty index).
+
+    `filters` is accepted but not applied yet: the hybrid-retrieval work adds it.
+    """
     if index.chunk_count() == 0 or not query.strip():
         return []
     embedding = index.embedder.get_query_embedding(query)
