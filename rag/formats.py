@@ -294,9 +294,11 @@ def parse_file(path: Path) -> ParsedFile:
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz", ".ndjson", ".json", ".csv", ".tsv", ".pdf")
 
 
-def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files named, plus the supported files inside named directories (sorted, recursive)."""
+def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
+    """Files named, plus the supported files inside named directories (sorted, recursive),
+    and one error line per path that does not exist."""
     files: list[Path] = []
+    missing: list[str] = []
     for path in paths:
         if path.is_dir():
             files.extend(
@@ -311,5 +313,5 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
         elif path.exists():
             files.append(path)
         else:
-            raise FormatError(f"{path}: no such file or directory")
-    return files
+            missing.append(f"{path}: no such file or directory")
+    return files, missing

@@ -48,12 +48,8 @@ def ingest_paths(
     index: PaperIndex, paths: Iterable[Path], progress: Progress | None = None
 ) -> IngestReport:
     """Parse every file first, then add the good papers; a bad file never stops the others."""
-    report = IngestReport()
-    try:
-        files = expand_paths(paths)
-    except FormatError as exc:
-        report.file_errors.append(str(exc))
-        files = []
+    files, missing = expand_paths(paths)
+    report = IngestReport(file_errors=missing)
     papers = []
     for path in files:
         try:

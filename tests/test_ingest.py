@@ -1,0 +1,70 @@
+"""Ingest into a real persistent Chroma index: counts, idempotence, bad input keeps data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rag.index import PaperIndex
+from rag.ingest import ingest_paths
+from rag.settings import BUNDLED_CORPUS
+
+ABSTRACT = "A study of {topic}: we propose a method and evaluate it on three benchmarks in depth."
+
+
+def jsonl(path: Path, *titles: str) -> Path:
+    rows = [{"id": f"x{i}", "title": t, "abstract": ABSTRACT.format(topic=t)} for i, t in enumerate(titles)]
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    return path
+
+
+def test_bundled_corpus_then_reingest_adds_nothing(seed_index):
+    assert seed_index.paper_count() == 273
+    chunks = seed_index.chunk_count()
+    assert chunks >= 273
+    again = ingest_paths(seed_index, [BUNDLED_CORPUS])
+    assert (again.added, again.duplicates, again.total_papers) == (0, 327, 273)
+    assert seed_index.chunk_count() == chunks
+
+
+def test_reopened_index_keeps_papers(settings, tmp_path):
+    ingest_paths(PaperIndex(settings), [jsonl(tmp_path / "a.jsonl", "Alpha", "Beta")])
+    reopened = PaperIndex(settings)
+    assert reopened.paper_count() == 2
+    assert set(reopened.get_papers(["x0", "x1"])) == {"x0", "x1"}
+    assert reopened.get_papers(["x0"])["x0"].title == "Alpha"
+
+
+def test_bad_files_do_not_stop_good_ones_or_lose_data(empty_index, tmp_path):
+    ingest_paths(empty_index, [jsonl(tmp_path / "first.jsonl", "Alpha")])
+    binary = tmp_path / "blob.jsonl"
+    binary.write_bytes(b"\x00\x01\x02" * 100)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    report = ingest_paths(empty_index, [binary, empty, jsonl(tmp_path / "second.jsonl", "Gamma")])
+    assert not report.ok
+    assert len(report.file_errors) == 2
+    assert all("\n" not in line for line in report.problems())
+    assert report.added == 0 and report.duplicates == 1  # x0 again (ids come from line order)
+    assert empty_index.paper_count() == 1
+
+
+def test_partial_jsonl_reports_line_numbers(empty_index, tmp_path):
+    path = tmp_path / "partial.jsonl"
+    path.write_text(
+        json.dumps({"id": "ok1", "title": "Fine", "abstract": ABSTRACT.format(topic="x")}) + "\n"
+        + '{"id": "cut", "title": "Trunc\n'
+        + json.dumps({"id": "ok2", "title": "Fine too", "abstract": ABSTRACT.format(topic="y")}) + "\n"
+    )
+    report = ingest_paths(empty_index, [path])
+    assert report.added == 2
+    assert report.bad_lines[str(path)][0][0] == 2
+    assert "line(s) 2" in report.problems()[0]
+
+
+def test_delete_paper_removes_its_chunks(empty_index, tmp_path):
+    ingest_paths(empty_index, [jsonl(tmp_path / "a.jsonl", "Alpha", "Beta")])
+    assert empty_index.delete_paper("x0")
+    assert not empty_index.delete_paper("x0")
+    assert empty_index.paper_count() == 1
+    assert empty_index.chunks.get(where={"document_id": "x0"})["ids"] == []
