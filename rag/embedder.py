@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+if TYPE_CHECKING:  # importing it pulls in torch (~5-10 s): only when a model is loaded
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
 BUNDLED = "bundled"
 
@@ -30,8 +32,10 @@ def embedder_label(name: str) -> str:
 
 
 @lru_cache(maxsize=4)
-def load_embedder(name: str, batch_size: int) -> HuggingFaceEmbedding:
+def load_embedder(name: str, batch_size: int) -> "HuggingFaceEmbedding":
     """Load once per process: model start-up (~2 s) dominates a warm query otherwise."""
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
     return HuggingFaceEmbedding(
         model_name=str(resolve_model_path(name)),
         device="cpu",
