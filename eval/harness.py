@@ -31,7 +31,6 @@ from rag.retrieve import retrieve
 from rag.settings import PROJECT_ROOT, Settings
 
 RETRIEVAL_K = 10  # deepest cut-off of the retrieval metrics (Recall@10, MRR@10, nDCG@10)
-Progress = Callable[[int, int], None]
 
 
 class EvalError(ValueError):
@@ -60,7 +59,6 @@ class _Target:
     questions: list[GoldQuestion]
     gold_ids: dict[str, dict[str, int]]  # question id -> {paper id: grade}
     fingerprint: str
-    beir: bool
 
 
 def _fingerprint(parts: Sequence[str], settings: Settings) -> str:
@@ -86,10 +84,10 @@ def _gold_target(suite: Path, settings: Settings) -> _Target:
         )
     gold_ids = {q.id: {resolver.resolve(ref): 1 for ref in q.gold} for q in questions}
     fingerprint = _fingerprint(sorted(f"{p.id}\t{p.title}" for p in papers), settings)
-    return _Target(index, questions, gold_ids, fingerprint, beir=False)  # type: ignore[arg-type]
+    return _Target(index, questions, gold_ids, fingerprint)  # type: ignore[arg-type]
 
 
-def _beir_target(directory: Path, settings: Settings, progress: Progress | None) -> _Target:
+def _beir_target(directory: Path, settings: Settings) -> _Target:
     """A fresh index of the BEIR corpus, built once per corpus fingerprint and reused."""
     suite = load_beir(directory)
     raw = (directory / "corpus.jsonl").read_bytes()
@@ -100,9 +98,9 @@ def _beir_target(directory: Path, settings: Settings, progress: Progress | None)
     )
     index = PaperIndex(own)
     if index.paper_count() < len({paper.id for paper in suite.corpus}):
-        index.add_papers(suite.corpus, progress=progress)
+        index.add_papers(suite.corpus)
     gold_ids = {q.id: dict(q.grades) for q in suite.questions}
-    return _Target(index, suite.questions, gold_ids, fingerprint, beir=True)
+    return _Target(index, suite.questions, gold_ids, fingerprint)
 
 
 def _model_name(settings: Settings, mode: str) -> str:
@@ -280,7 +278,7 @@ def run_eval(
     beir = is_beir_dir(suite)
     if suite.is_dir() and not beir:
         raise SuiteError(f"{suite}: a BEIR directory needs corpus.jsonl, queries.jsonl, qrels/")
-    target = _beir_target(suite, settings, None) if beir else _gold_target(suite, settings)
+    target = _beir_target(suite, settings) if beir else _gold_target(suite, settings)
     runner = _Runner(target, settings, retrieval_only or beir)
     rows: list[dict] = []
     if progress:
