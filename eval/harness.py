@@ -21,7 +21,14 @@ from eval.cache import JsonCache, answer_settings, cache_key
 from eval.compare import compare_runs
 from eval.judge import JUDGE_PROMPT, Judge, judge_enabled
 from eval.report import write_report
-from eval.suites import GoldQuestion, GoldResolver, SuiteError, is_beir_dir, load_beir, load_gold_suite
+from eval.loaders import (
+    GoldQuestion,
+    GoldResolver,
+    SuiteError,
+    is_beir_dir,
+    load_beir,
+    load_gold_suite,
+)
 from rag.answer import AnswerResult, Answerer, resolve_mode
 from rag.embedder import embedder_label
 from rag.index import PaperIndex

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from eval.harness import EvalError, run_eval
-from eval.suites import SuiteError
+from eval.loaders import SuiteError
 from rag.cli import main
 from rag.settings import BUNDLED_CORPUS, PROJECT_ROOT
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from eval.metrics import numbers_in
-from eval.suites import (
+from eval.loaders import (
     GoldResolver,
     SuiteError,
     is_beir_dir,
