@@ -231,7 +231,8 @@ class _Runner:
 
     def _judge(self, question: GoldQuestion, result: AnswerResult) -> dict:
         assert self.judge is not None
-        key = self._key(question, f"\0judge\0{self.judge.label}\0{self.settings.eval_judge_repeats}")
+        judge_id = f"\0judge\0{self.judge.label}\0{self.settings.eval_judge_repeats}"
+        key = self._key(question, judge_id)
         hit = self.cache.get(key)
         if hit is None:
             verdict = self.judge.grade(question.question, question.answer, result.answer)

@@ -28,9 +28,8 @@ def suite(tmp_path_factory):
 @pytest.fixture(scope="module")
 def eval_settings(seed_index, seed_settings, tmp_path_factory):
     # Shares the gate test's cache directory, so questions it answered are not answered twice.
-    return seed_settings.model_copy(
-        update={"llm": "extractive", "eval_cache_dir": tmp_path_factory.getbasetemp() / "eval-cache"}
-    )
+    cache = tmp_path_factory.getbasetemp() / "eval-cache"
+    return seed_settings.model_copy(update={"llm": "extractive", "eval_cache_dir": cache})
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,8 @@ def test_judge_runs_only_with_an_endpoint(settings):
 
 def test_judge_repeats_and_reports_mean_and_spread(settings, stub):
     base_url, requests = stub
-    judge = Judge(settings.model_copy(update={"openai_base_url": base_url, "eval_judge_repeats": 4}))
+    configured = settings.model_copy(update={"openai_base_url": base_url, "eval_judge_repeats": 4})
+    judge = Judge(configured)
     verdict = judge.grade("How many?", "42 things", "42 things [1]")
     assert verdict.scores == (1.0, 0.5, 0.75)  # the fourth reply had no score
     assert verdict.mean == pytest.approx(0.75)
