@@ -146,3 +146,11 @@ def test_streaming_through_the_real_llama_cpp_server(seed_index, tmp_path):
     assert result.llm.startswith("local:smollm2")
     assert not result.abstained and result.citations
     assert all(1 <= c.n <= len(result.sources) for c in result.citations)
+
+
+def test_invented_citations_fall_back_and_are_still_counted(small_index, tmp_path):
+    with StubLLM(lambda messages: "Memory shrinks [7]. It is faster [8].") as stub:
+        result = answerer_for(small_index, stub, tmp_path).ask(QUESTION)
+    assert result.llm == "openai:stub+extractive-fallback"
+    assert result.invalid_citations == 2
+    assert "[7]" not in result.answer and result.citations
