@@ -3,8 +3,9 @@
 Abstention happens before any generation when the evidence is weak (best paper's
 cosine, share of question terms the papers mention, best abstract sentence's
 cosine: each below a threshold calibrated on bench/answers_dev.jsonl), or when
-the LLM writes the sentinel sentence. A generated answer with no supported, validly cited
-sentence is replaced by the extractive answer, with a note saying so.
+the LLM writes the sentinel sentence. A generated answer whose sentences are
+mostly not supported by the abstracts they cite is replaced by the extractive
+answer, with a note saying so.
 
 `Answerer.stream` yields text as it is generated and finally the validated
 `AnswerResult`; the CLI, the UI and the eval harness all go through it.
@@ -201,12 +202,16 @@ class Answerer:
         result = self._result(
             question, query, raw, built.sources, False, model.label, timer, embed, built
         )
-        if any(sentence.supported for sentence in result.sentences):
+        supported = sum(sentence.supported for sentence in result.sentences)
+        if supported and supported >= self.settings.llm_min_supported * len(result.sentences):
             yield result
             return
-        # Small models often cite nothing, or cite a paper that does not say what they
+        # Small models often cite nothing, or cite papers that do not say what they
         # wrote: then the extractive answer (right by construction) is shown instead.
-        reason = "gave no valid citation" if not result.citations else "cited no supported claim"
+        reason = (
+            "gave no valid citation" if not result.citations
+            else f"had {supported} of {len(result.sentences)} sentences supported by their citations"
+        )  # fmt: skip
         invented = result.invalid_citations  # still reported: it measures the model
         shown = len(built.sources)  # packing keeps a prefix of the ranked sources
         text, abstained = self._extractive([item for item in scored if item.source_number <= shown])

@@ -142,6 +142,11 @@ class Settings(BaseSettings):
         "sentence of a cited abstract) below which an answer sentence is flagged unsupported "
         "(95th percentile of claims cited to a topically similar wrong paper; docs/answers.md).",
     )
+    llm_min_supported: float = Field(
+        default=0.5,
+        description="Share of an LLM answer's sentences that must be supported by the abstracts "
+        "they cite; below it the extractive answer is shown instead (with a note).",
+    )
     condense_max_tokens: int = Field(
         default=48, description="Token cap for the standalone query condensed from a chat."
     )

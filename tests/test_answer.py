@@ -154,3 +154,15 @@ def test_invented_citations_fall_back_and_are_still_counted(small_index, tmp_pat
     assert result.llm == "openai:stub+extractive-fallback"
     assert result.invalid_citations == 2
     assert "[7]" not in result.answer and result.citations
+
+
+def test_mostly_unsupported_llm_answer_falls_back(small_index, tmp_path):
+    def reply(messages: list[dict]) -> str:
+        return ("Sparse codes halve the inference memory of transformer language models [1]. "
+                "The method also doubles training speed on radar images [1]. "
+                "It won a best paper award at a major venue [2].")  # fmt: skip
+
+    with StubLLM(reply) as stub:
+        result = answerer_for(small_index, stub, tmp_path).ask(QUESTION)
+    assert result.llm == "openai:stub+extractive-fallback"
+    assert any("1 of 3 sentences supported" in note for note in result.notes)
