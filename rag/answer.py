@@ -1,4 +1,4 @@
-"""Question → retrieve → build prompt → LLM → validate citations → check support → record.
+"""Question → retrieve → prompt → LLM → validate citations → check support → record.
 
 Abstention happens before any generation when the evidence is weak (best paper's
 cosine, share of question terms the papers mention, best abstract sentence's
@@ -166,7 +166,8 @@ class Answerer:
         best = max((item.score for item in scored), default=0.0)
         if not weakness and best < self.settings.extractive_min_score:
             weakness = (f"no source sentence is close to the question (best {best:.2f} < "
-                        f"{self.settings.extractive_min_score:.2f}): the sources do not answer it.")  # fmt: skip
+                        f"{self.settings.extractive_min_score:.2f}): the sources do not "
+                        "answer it.")  # fmt: skip
         timer.lap("evidence")
         if weakness:
             yield SENTINEL
@@ -178,7 +179,9 @@ class Answerer:
             text, abstained = self._extractive(scored)
             timer.lap("generate")
             yield text
-            yield self._result(question, query, text, sources, abstained, "extractive", timer, embed)
+            yield self._result(
+                question, query, text, sources, abstained, "extractive", timer, embed
+            )
             return
         built = build_prompt(
             query, sources,
@@ -210,7 +213,8 @@ class Answerer:
         # wrote: then the extractive answer (right by construction) is shown instead.
         reason = (
             "gave no valid citation" if not result.citations
-            else f"had {supported} of {len(result.sentences)} sentences supported by their citations"
+            else f"had {supported} of {len(result.sentences)} sentences supported by their "
+            "citations"
         )  # fmt: skip
         invented = result.invalid_citations  # still reported: it measures the model
         shown = len(built.sources)  # packing keeps a prefix of the ranked sources
@@ -231,13 +235,15 @@ class Answerer:
         s = self.settings
         if sources[0].score < s.abstain_min_retrieval:
             return (f"best match scored {sources[0].score:.2f}, below the abstention threshold "
-                    f"{s.abstain_min_retrieval:.2f}: the sources are too weak to answer.")  # fmt: skip
+                    f"{s.abstain_min_retrieval:.2f}: the sources are too weak to "
+                    "answer.")  # fmt: skip
         coverage = question_coverage(
             query, [f"{source.paper.title} {source.paper.abstract}" for source in sources]
         )
         if coverage < s.abstain_min_coverage:
             return (f"only {coverage:.0%} of the question's terms occur in the retrieved papers "
-                    f"(threshold {s.abstain_min_coverage:.0%}): the sources do not cover it.")  # fmt: skip
+                    f"(threshold {s.abstain_min_coverage:.0%}): the sources do not "
+                    "cover it.")  # fmt: skip
         return ""
 
     def standalone_query(self, question: str, history: Sequence[tuple[str, str]]) -> str:
