@@ -23,6 +23,7 @@ from llama_index.core.schema import BaseNode
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from rag.embedder import embedder_label, load_embedder
+from rag.lexical import LexicalIndex
 from rag.papers import Paper
 from rag.settings import Settings
 
@@ -80,6 +81,14 @@ class PaperIndex:
         return load_embedder(self.settings.embed_model, self.settings.embed_batch_size)
 
     @cached_property
+    def lexical(self) -> LexicalIndex:
+        """The BM25 side index, in `index` even when vectors live on a Chroma server."""
+        name = self.settings.collection
+        if self.settings.chroma_host:
+            name = f"{self.settings.chroma_host}_{self.settings.chroma_port}_{name}"
+        return LexicalIndex(self.settings.index / "lexical" / name)
+
+    @cached_property
     def vector_store(self) -> ChromaVectorStore:
         return ChromaVectorStore(chroma_collection=self.chunks)
 
@@ -101,6 +110,15 @@ class PaperIndex:
         for start in range(0, len(ids), GET_BATCH):
             found.update(self.papers.get(ids=list(ids[start : start + GET_BATCH]), include=[])["ids"])
         return found
+
+    def all_ids(self) -> list[str]:
+        """Every paper id (no documents): what the lexical index is synced against."""
+        ids: list[str] = []
+        while True:
+            batch = self.papers.get(include=[], limit=GET_BATCH, offset=len(ids))["ids"]
+            if not batch:
+                return ids
+            ids.extend(batch)
 
     def get_papers(self, ids: Sequence[str]) -> dict[str, Paper]:
         """Paper records by id (missing ids are simply absent)."""
@@ -176,6 +194,7 @@ class PaperIndex:
             self._write(chunk, self._chunk_and_embed(chunk))
             if progress:
                 progress(min(start + batch, len(fresh)), len(fresh))
+        self.lexical.add(fresh)
         return AddResult(added=len(fresh), duplicates=len(papers) - len(fresh))
 
     def delete_paper(self, paper_id: str) -> bool:
@@ -184,4 +203,5 @@ class PaperIndex:
             return False
         self.papers.delete(ids=[paper_id])
         self.chunks.delete(where={"document_id": paper_id})
+        self.lexical.remove([paper_id])
         return True
