@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+import uuid
+
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
@@ -111,6 +113,20 @@ class PaperIndex:
             found.update(self.papers.get(ids=list(ids[start : start + GET_BATCH]), include=[])["ids"])
         return found
 
+    def revision(self) -> str:
+        """A token that changes on every write to the paper set (by any client of the index)."""
+        papers = self.client.get_collection(self.papers.name, embedding_function=None)
+        return str((papers.metadata or {}).get("revision", ""))
+
+    def _bump_revision(self) -> str:
+        """Record a write, so side indexes of other clients (server mode) notice it."""
+        revision = uuid.uuid4().hex
+        current = self.client.get_collection(self.papers.name, embedding_function=None).metadata
+        # hnsw:* keys are fixed at creation; Chroma refuses to see them in a modify.
+        kept = {k: v for k, v in (current or {}).items() if not k.startswith("hnsw:")}
+        self.papers.modify(metadata={**kept, "revision": revision})
+        return revision
+
     def all_ids(self) -> list[str]:
         """Every paper id (no documents): what the lexical index is synced against."""
         ids: list[str] = []
@@ -164,8 +180,9 @@ class PaperIndex:
         return pipeline.run(documents=self._documents(papers))
 
     def _write(self, papers: Sequence[Paper], nodes: Sequence[BaseNode]) -> None:
-        for paper in papers:  # orphans of an interrupted earlier ingest
-            self.chunks.delete(where={"document_id": paper.id})
+        # Orphans of an interrupted earlier ingest. One call per batch: a where-delete
+        # scans the collection, so one per paper made large ingests quadratic.
+        self.chunks.delete(where={"document_id": {"$in": [paper.id for paper in papers]}})
         self.vector_store.add(list(nodes))
         by_paper: dict[str, list[list[float]]] = {}
         for node in nodes:
@@ -194,7 +211,9 @@ class PaperIndex:
             self._write(chunk, self._chunk_and_embed(chunk))
             if progress:
                 progress(min(start + batch, len(fresh)), len(fresh))
-        self.lexical.add(fresh)
+        if fresh:
+            self.lexical.add(fresh)
+            self.lexical.mark_synced(self._bump_revision())
         return AddResult(added=len(fresh), duplicates=len(papers) - len(fresh))
 
     def delete_paper(self, paper_id: str) -> bool:
@@ -204,4 +223,5 @@ class PaperIndex:
         self.papers.delete(ids=[paper_id])
         self.chunks.delete(where={"document_id": paper_id})
         self.lexical.remove([paper_id])
+        self.lexical.mark_synced(self._bump_revision())
         return True

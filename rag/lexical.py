@@ -169,13 +169,27 @@ class LexicalIndex:
             if len(kept) != len(docs):
                 self._write(kept)
 
+    def synced_revision(self) -> str:
+        try:
+            return (self.directory / "REVISION").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return ""
+
+    def mark_synced(self, revision: str) -> None:
+        """Remember which Chroma revision (see PaperIndex.revision) this index matches."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        staging = self.directory / f".REVISION-{os.getpid()}"
+        staging.write_text(revision, encoding="utf-8")
+        os.replace(staging, self.directory / "REVISION")
+
     def sync_with(self, index: "PaperIndex") -> bool:
         """Make the paper set equal to Chroma's; True when anything had to change.
 
-        Cheap when in step (one count); otherwise diffs ids, removes extras and
-        tokenizes only the missing papers.
+        Cheap when in step (a count and a revision token); otherwise diffs ids,
+        removes extras and tokenizes only the missing papers.
         """
-        if index.paper_count() == self.count():
+        revision = index.revision()
+        if index.paper_count() == self.count() and revision == self.synced_revision():
             return False
         chroma_ids = set(index.all_ids())
         mine = set(self.ids)
@@ -187,6 +201,7 @@ class LexicalIndex:
         for start in range(0, len(missing), 1000):
             papers.extend(index.get_papers(missing[start : start + 1000]).values())
         self.add(papers)
+        self.mark_synced(revision)
         return bool(extra or missing)
 
     @contextmanager
