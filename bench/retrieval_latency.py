@@ -21,6 +21,7 @@ from pathlib import Path
 from bench.build_devsets import read_records, sentences
 from rag.filters import RetrievalFilters
 from rag.index import PaperIndex
+from rag.papers import Paper
 from rag.retrieve import retrieve
 from rag.settings import load_settings
 
@@ -60,6 +61,21 @@ def measure(index: PaperIndex, queries: list[str], filters: RetrievalFilters | N
     }
 
 
+def lexical_write_cost(index: PaperIndex) -> dict:
+    """Seconds for the BM25 side to take in and drop one paper (a small re-ingest / delete).
+
+    Goes through LexicalIndex only, adding then removing a probe paper, so the
+    index ends as it began and stays in step with Chroma.
+    """
+    probe = Paper("latency-probe", "Probe paper", "A paper added to time the BM25 write path.")
+    started = time.perf_counter()
+    index.lexical.add([probe])
+    added = time.perf_counter()
+    index.lexical.remove([probe.id])
+    removed = time.perf_counter()
+    return {"add_one_s": round(added - started, 2), "delete_one_s": round(removed - added, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--index", type=Path, required=True)
@@ -78,6 +94,8 @@ def main() -> None:
         name = mode + (" +filters(year 2025-, cs.CL)" if filters else "")
         report[name] = measure(index, queries, filters)
         print(f"{name:>34}: {report[name]} (papers: {index.paper_count()})", flush=True)
+    report["lexical_write"] = lexical_write_cost(PaperIndex(load_settings(index=args.index)))
+    print(f"BM25 write cost at {index.paper_count()} papers: {report['lexical_write']}")
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=2))
 

@@ -1,21 +1,21 @@
 """The lexical (BM25) side of retrieval: one document per paper, title + abstract.
 
 Chroma is the source of truth; this index is derived data kept in
-`<settings.index>/lexical/<collection>/` and is safe to throw away. What is
-persisted:
+`<settings.index>/lexical/<collection>/` and safe to throw away. Each write
+makes a new generation directory holding:
 
 - `tokens.jsonl`: per paper, its stemmed tokens and the metadata filters need.
-  Writes re-tokenize only the papers that changed; the BM25 matrix is then
-  rebuilt from these stored tokens (seconds at 50k papers, no re-embedding).
+  A write tokenizes only the papers that changed; the BM25 matrix is then
+  rebuilt from these stored tokens (no re-embedding, no re-tokenizing).
 - `bm25/`: the bm25s matrix, loaded memory-mapped for queries.
 - `papers.json`: paper ids in matrix order plus filter metadata, so lexical
-  filtering is a numpy mask and the dense side can push small filtered id
-  sets down to Chroma.
+  filtering is a numpy mask and small filtered id sets can go to Chroma.
 
-A sync step (`sync_with`) compares paper ids with Chroma whenever the paper
-counts disagree, so an interrupted ingest or another client writing to a
-shared `chroma run` server is repaired on the next open instead of silently
-serving stale lexical results.
+`REVISION` records which write to Chroma (a token in the papers collection's
+metadata, see PaperIndex.revision) this index matches. `sync_with` compares
+count and revision before each query and repairs by id diff, so an
+interrupted ingest, or another client writing to a shared `chroma run` server,
+is caught up on the next query instead of silently serving stale results.
 """
 
 from __future__ import annotations

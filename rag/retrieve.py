@@ -13,11 +13,13 @@ filtered by metadata.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from rag.filters import RetrievalFilters
 from rag.index import PaperIndex
@@ -183,6 +185,23 @@ def _rank(
     ]  # fmt: skip
 
 
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run the query encoder with `count` intra-op threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def embed_queries(index: PaperIndex, texts: Sequence[str]) -> list[list[float]]:
+    """Query vectors, in batches (embed_batch_size), with `query_threads` torch threads."""
+    with _torch_threads(index.settings.query_threads):
+        return index.embedder.get_text_embedding_batch(list(texts))
+
+
 def _ready(index: PaperIndex) -> bool:
     """Bring the lexical side in step with Chroma (cheap when it is); False if empty."""
     index.lexical.sync_with(index)
@@ -197,7 +216,7 @@ def retrieve(
         return []
     embedding = None
     if index.settings.retrieval_mode != "lexical":
-        embedding = index.embedder.get_query_embedding(query)
+        embedding = embed_queries(index, [query])[0]
     return _rank(index, query, embedding, k or index.settings.top_k, filters)
 
 
@@ -210,7 +229,7 @@ def retrieve_batch(
         return {qid: [] for qid, _ in queries}
     embeddings: list[list[float] | None] = [None] * len(queries)
     if index.settings.retrieval_mode != "lexical":
-        embeddings = index.embedder.get_text_embedding_batch([text for _, text in queries])
+        embeddings = embed_queries(index, [text for _, text in queries])
     return {
         qid: _rank(index, text, embedding, k, filters)
         for (qid, text), embedding in zip(queries, embeddings)

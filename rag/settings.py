@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     fusion_candidates: int = Field(
         default=50, description="Papers each retriever contributes before fusion."
     )
+    query_threads: int = Field(
+        default=1,
+        description="Torch threads while embedding queries. One short query gains nothing from "
+        "more, and on a busy 2-core machine two threads were ~10x slower (spin contention).",
+    )
     rerank: str = Field(
         default="off",
         description="Optional reranking of the fused candidates: 'off', or the directory of a "
