@@ -78,9 +78,8 @@ def _allowed(index: PaperIndex, filters: RetrievalFilters | None) -> Allowed | N
     """Evaluate filters over the lexical index's per-paper metadata (None: no filters)."""
     if filters is None or filters.is_empty():
         return None
-    metadata = index.lexical.metadata()
-    mask = filters.mask(metadata)
-    return Allowed(mask=mask, ids=frozenset(meta["id"] for meta, ok in zip(metadata, mask) if ok))
+    mask, ids = index.lexical.allowed(filters)
+    return Allowed(mask=mask, ids=ids)
 
 
 def dense_search(
