@@ -55,17 +55,6 @@ def test_matching_rules():
     assert not RetrievalFilters(year_max=2022).matches({**meta, "year": 0})
 
 
-def test_only_the_year_range_is_pushed_to_chroma():
-    assert RetrievalFilters(author="x").chroma_where() is None
-    assert RetrievalFilters(year_min=2023).chroma_where() == {"year": {"$gte": 2023}}
-    assert RetrievalFilters(year_max=2022).chroma_where() == {  # 0 = unknown year stays out
-        "$and": [{"year": {"$gte": 1}}, {"year": {"$lte": 2022}}]
-    }
-    assert RetrievalFilters(year_min=2023, year_max=2025).chroma_where() == {
-        "$and": [{"year": {"$gte": 2023}}, {"year": {"$lte": 2025}}]
-    }
-
-
 @pytest.fixture(scope="module")
 def small_index(tmp_path_factory) -> PaperIndex:
     index = PaperIndex(make_settings(tmp_path_factory.mktemp("filters")))

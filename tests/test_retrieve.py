@@ -7,6 +7,7 @@ import pytest
 from conftest import make_settings
 from rag.cli import main
 from rag.embedder import resolve_model_path
+from rag.filters import RetrievalFilters
 from rag.index import PaperIndex
 from rag.papers import Paper
 from rag.retrieve import Hit, retrieve, retrieve_batch, rrf, score_fusion
@@ -107,11 +108,15 @@ def test_a_paper_with_many_chunks_is_returned_once(settings):
     index = PaperIndex(make_settings(settings.index.parent, chunk_size=128, chunk_overlap=16))
     index.add_papers(
         [Paper("moe", "Routing in sparse mixture-of-experts", "A study of expert routing.",
-               body=long_body), *PAPERS[:4]]
+               authors="Ada Byron", body=long_body), *PAPERS[:4]]
     )  # fmt: skip
     assert index.chunk_count() > index.paper_count() + 5
-    ids = [s.paper.id for s in retrieve(index, "mixture-of-experts router load balancing", 5)]
+    query = "mixture-of-experts router load balancing"
+    ids = [s.paper.id for s in retrieve(index, query, 5)]
     assert ids[0] == "moe" and len(ids) == len(set(ids))
+    # the chunk-level dense path honours filters too
+    assert [s.paper.id for s in retrieve(index, query, 5, RetrievalFilters(author="byron"))] == ["moe"]
+    assert retrieve(index, query, 5, RetrievalFilters(author="nobody")) == []
 
 
 def test_blank_query_and_empty_index_return_nothing(fusion_index, empty_index):
