@@ -162,14 +162,11 @@ def test_cross_encoder_reranks_the_fused_head(fusion_index):
     assert scores == sorted(scores, reverse=True)
 
 
-def test_missing_cross_encoder_is_one_clear_error(fusion_index, capsys):
+def test_missing_cross_encoder_is_one_clear_error(fusion_index, capsys, monkeypatch):
+    monkeypatch.setenv("RAG_RERANK", "/nonexistent/cross-encoder")
     index_dir = str(fusion_index.settings.index)
-    import os
-
-    os.environ["RAG_RERANK"] = "/nonexistent/cross-encoder"
-    try:
-        assert main(["retrieve", "protein folding", "--index", index_dir]) == 1
-    finally:
-        del os.environ["RAG_RERANK"]
+    assert main(["retrieve", "protein folding", "--index", index_dir]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: rerank: cross-encoder directory not found: /nonexistent/cross-encoder (use 'off')"]
+    assert err == [
+        "error: rerank: cross-encoder directory not found: /nonexistent/cross-encoder (use 'off')"
+    ]
