@@ -9,11 +9,10 @@ mid-ingest leaves at worst orphan chunks, which the next ingest replaces.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-
-import uuid
 
 import chromadb
 import numpy as np
