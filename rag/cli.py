@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_common(chat)
 
+    evaluate = commands.add_parser("eval", help="score a gold or BEIR suite; writes a report")
+    evaluate.add_argument("suite", type=Path, help="gold Q&A JSONL or BEIR directory")
+    evaluate.add_argument("--out", type=Path, help="report directory (default eval-runs/<time>)")
+    evaluate.add_argument("--compare", type=Path, help="a previous run's report directory")
+    evaluate.add_argument("--retrieval-only", action="store_true", help="skip answering")
+    _add_answer_options(evaluate)
+    _add_common(evaluate)
+
     local = commands.add_parser("local-llm", help="manage the bundled llama.cpp server")
     local.add_argument("action", choices=["start", "stop"])
     _add_common(local)
@@ -234,6 +242,29 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from eval.harness import run_eval
+
+    out = args.out or Path("eval-runs") / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    progress = (
+        lambda done, total: print(f"\r  {done}/{total} questions", end="", file=sys.stderr)
+    ) if sys.stderr.isatty() else None  # fmt: skip
+    report = run_eval(
+        args.suite, _settings(args), out, retrieval_only=args.retrieval_only,
+        compare=args.compare, progress=progress,
+    )  # fmt: skip
+    if progress:
+        print(file=sys.stderr)
+    for name, value in report.metrics.items():
+        print(f"{name:>24}: {value:.4g}")
+    for name, delta in (report.comparison or {}).get("metrics", {}).items():
+        print(f"{'Δ ' + name:>24}: {delta['delta']:+.4g} [{delta['low']:+.4g}, {delta['high']:+.4g}]")
+    print(f"report: {report.report_html}")
+    return EXIT_OK
+
+
 def cmd_local_llm(args: argparse.Namespace) -> int:
     from rag.local_llm import ensure_local_server, stop_local_server
 
@@ -253,6 +284,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ask": cmd_ask,
     "chat": cmd_chat,
     "local-llm": cmd_local_llm,
+    "eval": cmd_eval,
 }
 
 

@@ -161,6 +161,26 @@ class Settings(BaseSettings):
         description="Where the running local LLM server is recorded so later runs reuse it.",
     )
 
+    # --- evaluation ------------------------------------------------------------------------
+    eval_cache_dir: Path = Field(
+        default_factory=lambda: _data_home() / "rag" / "eval-cache",
+        description="Where `rag eval` caches answers (keyed by question, settings, prompt hash "
+        "and model) and the indexes it builds for BEIR suites (keyed by corpus fingerprint).",
+    )
+    eval_judge_repeats: int = Field(
+        default=3,
+        description="Times the LLM judge scores each answer (mean and spread are reported); "
+        "0 disables the judge. The judge runs only when an OpenAI-compatible endpoint is set.",
+    )
+    eval_judge_temperature: float = Field(
+        default=0.7,
+        description="Sampling temperature of the LLM judge; above 0 so repeats can disagree "
+        "and the reported spread shows how noisy a single judgement is.",
+    )
+    eval_bootstrap_resamples: int = Field(
+        default=2000, description="Paired-bootstrap resamples for `rag eval --compare` CIs."
+    )
+
     # --- UI -------------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the chat UI binds to.")
     port: int = Field(default=7860, description="Port of the chat UI.")

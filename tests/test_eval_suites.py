@@ -1,0 +1,132 @@
+"""The hand-written seed gold suite is valid against the bundled corpus; suite parsing."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from eval.metrics import numbers_in
+from eval.suites import (
+    GoldResolver,
+    SuiteError,
+    is_beir_dir,
+    load_beir,
+    load_gold_suite,
+)
+from rag.formats import expand_paths, parse_file
+from rag.papers import Paper, normalise_title
+from rag.settings import BUNDLED_CORPUS, PROJECT_ROOT
+
+SEED_SUITE = PROJECT_ROOT / "eval" / "suites" / "seed_gold.jsonl"
+CI_SUITE = PROJECT_ROOT / "eval" / "suites" / "ci_small.jsonl"
+STOPWORDS = set(
+    "a an and are as at be by can do does for from how in into is it of on or that the this "
+    "to was what when where which who why with".split()
+)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> dict[str, Paper]:
+    papers: dict[str, Paper] = {}
+    for path in expand_paths([BUNDLED_CORPUS]):
+        for paper in parse_file(path).papers:
+            papers.setdefault(paper.id, paper)
+    return papers
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_seed_suite_meets_the_issue_minimums():
+    questions = load_gold_suite(SEED_SUITE)
+    counts = Counter(q.type for q in questions)
+    assert len(questions) >= 80
+    assert len({ref for q in questions for ref in q.gold}) >= 60
+    assert set(counts) == {"factual", "paraphrase", "multi", "list", "numeric", "unanswerable"}
+    assert counts["unanswerable"] >= 12
+    assert counts["paraphrase"] >= 15
+    assert counts["numeric"] >= 10
+    assert all(len(q.gold) >= 2 for q in questions if q.type == "multi")
+
+
+@pytest.mark.parametrize("suite", [SEED_SUITE, CI_SUITE], ids=["seed", "ci"])
+def test_every_gold_title_is_a_bundled_paper(suite, corpus):
+    questions = load_gold_suite(suite)
+    resolver = GoldResolver(corpus.values())
+    assert resolver.unresolved(questions) == []
+    assert all(not q.gold for q in questions if q.type == "unanswerable")
+    assert all(q.gold for q in questions if q.type != "unanswerable")
+
+
+def test_ci_suite_is_a_subset_of_the_seed_suite():
+    seed = {q.id: q for q in load_gold_suite(SEED_SUITE)}
+    ci = load_gold_suite(CI_SUITE)
+    assert all(seed[q.id] == q for q in ci)
+    assert {q.type for q in ci} == {q.type for q in seed.values()}
+
+
+def _content_words(text: str) -> set[str]:
+    return {word for word in normalise_title(text).split() if word not in STOPWORDS}
+
+
+def test_paraphrase_questions_avoid_their_titles_words():
+    for question in load_gold_suite(SEED_SUITE):
+        if question.type == "paraphrase":
+            shared = _content_words(question.question) & _content_words(question.gold[0])
+            assert not shared, f"{question.id} repeats title words {shared}"
+
+
+def test_numeric_answers_state_numbers_from_the_gold_abstract(corpus):
+    resolver = GoldResolver(corpus.values())
+    for question in load_gold_suite(SEED_SUITE):
+        if question.type == "numeric":
+            abstract = " ".join(corpus[resolver.resolve(ref)].abstract for ref in question.gold)
+            stated = numbers_in(question.answer)
+            assert stated and stated <= numbers_in(abstract), question.id
+
+
+def test_unanswerable_topics_are_absent_from_every_abstract(corpus):
+    text = "\n".join(f"{p.title} {p.abstract}" for p in corpus.values()).lower()
+    for record in _records(SEED_SUITE):
+        if record["type"] == "unanswerable":
+            assert record["absent_terms"], record["id"]
+            present = [term for term in record["absent_terms"] if term.lower() in text]
+            assert not present, f"{record['id']}: corpus mentions {present}"
+
+
+def test_bad_suite_lines_name_the_file_and_line(tmp_path):
+    path = tmp_path / "suite.jsonl"
+    path.write_text('{"id": "a", "question": "q?", "gold": ["T"], "type": "factual"}\n{oops\n')
+    with pytest.raises(SuiteError, match=re.escape(f"{path}:2")):
+        load_gold_suite(path)
+    path.write_text('{"id": "a", "question": "q?", "gold": ["T"], "type": "unanswerable"}\n')
+    with pytest.raises(SuiteError, match="empty 'gold'"):
+        load_gold_suite(path)
+
+
+def test_gold_titles_alias_and_filters(tmp_path):
+    path = tmp_path / "suite.jsonl"
+    record = {"id": "a", "question": "q?", "gold_titles": ["Pointer Networks"], "type": "list",
+              "filters": {"year_min": 2015}}  # fmt: skip
+    path.write_text(json.dumps(record) + "\n")
+    (question,) = load_gold_suite(path)
+    assert question.gold == ("Pointer Networks",)
+    assert question.filters is not None and question.filters.year_min == 2015
+
+
+def test_beir_directory_keeps_graded_judged_queries(tmp_path):
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text(
+        '{"_id": "d1", "title": "One", "text": "first"}\n{"_id": "d2", "title": "Two", "text": "x"}\n'
+    )
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "one?"}\n{"_id": "q2", "text": "?"}\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\td2\t1\nq2\td1\t0\n")
+    assert is_beir_dir(tmp_path)
+    suite = load_beir(tmp_path)
+    assert [p.id for p in suite.corpus] == ["d1", "d2"]
+    assert [(q.id, q.grades) for q in suite.questions] == [("q1", {"d1": 2, "d2": 1})]
