@@ -46,6 +46,7 @@ def screenshot(page: Page, name: str) -> None:
     directory = os.environ.get("UI_SCREENSHOT_DIR")
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
+        page.wait_for_timeout(1500)  # let Gradio's pending-state fade finish
         page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=False)
 
 
@@ -191,3 +192,16 @@ def test_settings_tab_renders(page):
     open_tab(page, "Settings")
     expect(page.get_by_label("Papers per answer (top-k)").first).to_be_visible()
     screenshot(page, "settings")
+
+
+def test_eval_tab_runs_a_small_suite_and_shows_metrics_and_plots(page):
+    open_tab(page, "Eval")
+    page.get_by_role("combobox", name="Suite (eval/suites)").click()
+    page.get_by_role("option", name="ci_small.jsonl", exact=True).click()
+    page.get_by_label("Retrieval only (fast: no answers generated)").check()
+    page.locator("#run-eval").click()
+    expect(page.locator("#eval-status")).to_contain_text("ci_small.jsonl: 18 questions", timeout=300_000)
+    metrics = page.locator("#eval-metrics [data-testid^='cell-']")
+    expect(metrics.filter(has_text="recall@10").first).to_be_visible()
+    expect(page.locator("#eval-plots img").first).to_be_visible()
+    screenshot(page, "eval")

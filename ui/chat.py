@@ -34,7 +34,7 @@ EMPTY_CORPUS = "The corpus is empty: add papers in the **Corpus** tab first."
 
 def llm_down_message(exc: Exception) -> str:
     return (
-        f"⚠️ The language model is not available ({' '.join(str(exc).split())}). "
+        f"**Problem:** The language model is not available ({' '.join(str(exc).split())}). "
         "Pick another answer generator in **Settings** (extractive always works), "
         "or check the endpoint."
     )
@@ -132,7 +132,7 @@ class ChatTab:
         except Exception as exc:  # the app must survive anything one question triggers
             log.exception("answering %r failed", message)
             messages[-1]["content"] = (
-                f"⚠️ Something went wrong answering this question ({type(exc).__name__}: "
+                f"**Problem:** Something went wrong answering this question ({type(exc).__name__}: "
                 f"{html.escape(str(exc)[:300])}). The app is still running; try again or "
                 "change the Settings."
             )

@@ -154,12 +154,12 @@ class CorpusTab:
                     self.index, accepted,
                     progress=lambda done, total: progress(done / max(total, 1), desc=f"embedded {done}/{total} papers"),
                 )  # fmt: skip
-                lines.append(f"✅ {report.summary()}")
+                lines.append(f"**Done:** {report.summary()}")
                 problems += [problem.replace(str(self.uploads) + "/", "") for problem in report.problems()]
             except Exception as exc:  # a broken file must not take the app down
                 log.exception("ingest failed")
                 problems.append(f"ingest failed: {type(exc).__name__}: {exc}")
-        lines += [f"⚠️ {problem}" for problem in problems]
+        lines += [f"**Problem:** {problem}" for problem in problems]
         return ("  \n".join(lines), *self.list_papers(query), None)
 
     def delete_paper(self, paper_id: str, query: str):
@@ -167,7 +167,7 @@ class CorpusTab:
         if not paper_id:
             message = "Select a paper (click its row) or type its id first."
         elif self.index.delete_paper(paper_id):
-            message = f"🗑️ deleted {paper_id}"
+            message = f"**Done:** deleted {paper_id}"
         else:
-            message = f"⚠️ no paper with id {paper_id}"
+            message = f"**Problem:** no paper with id {paper_id}"
         return (message, *self.list_papers(query), "")

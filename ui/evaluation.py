@@ -82,14 +82,14 @@ class EvalTab:
     def run_suite(self, suite: str | None, retrieval_only: bool, *values, progress=gr.Progress()):
         nothing = (gr.skip(),) * 4
         if not suite:
-            return ("⚠️ Pick a suite first (none found in eval/suites?).", *nothing)
+            return ("**Problem:** Pick a suite first (none found in eval/suites?).", *nothing)
         path = SUITES_DIR / Path(suite).name  # never a path outside the suites directory
         if not path.is_file():
-            return (f"⚠️ suite {suite} not found", *nothing)
+            return (f"**Problem:** suite {suite} not found", *nothing)
         try:
             from eval.harness import run_eval
         except ImportError:
-            return ("⚠️ The eval harness is not installed with this build.", *nothing)
+            return ("**Problem:** The eval harness is not installed with this build.", *nothing)
         options = session_options(*values)
         out_dir = self.runs_dir / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         started = time.perf_counter()
@@ -100,11 +100,11 @@ class EvalTab:
             )  # fmt: skip
         except Exception as exc:  # a failing run is reported, the app keeps serving
             log.exception("eval run failed")
-            return (f"⚠️ evaluation failed: {type(exc).__name__}: {exc}", *nothing)
+            return (f"**Problem:** evaluation failed: {type(exc).__name__}: {exc}", *nothing)
         headers, rows = by_type_rows(report.by_type or {})
         files = [str(p) for p in (report.report_html, report.report_json) if p and Path(p).exists()]
         return (
-            f"✅ {suite}: {len(report.rows)} questions in {time.perf_counter() - started:.1f} s · "
+            f"**Done:** {suite}: {len(report.rows)} questions in {time.perf_counter() - started:.1f} s · "
             f"report in `{out_dir}`",
             metrics_rows(report.metrics),
             gr.Dataframe(value=rows, headers=headers),

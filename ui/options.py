@@ -65,8 +65,8 @@ class OptionsTab:
                 gr.Markdown("#### Retrieval")
                 top_k = gr.Slider(1, 20, value=s.top_k, step=1, label="Papers per answer (top-k)")
                 with gr.Row():
-                    year_min = gr.Number(label="Year from", precision=0, value=None)
-                    year_max = gr.Number(label="Year to", precision=0, value=None)
+                    year_min = gr.Number(label="Year from", precision=0, value=None, info="0 = any")
+                    year_max = gr.Number(label="Year to", precision=0, value=None, info="0 = any")
                 author = gr.Textbox(label="Author contains", placeholder="e.g. Hinton")
                 category = gr.Textbox(label="arXiv category", placeholder="e.g. cs.CL")
             with gr.Column():
