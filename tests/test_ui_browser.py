@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,61 @@ def test_follow_up_keeps_each_turns_sources_reachable(page):
     page.locator("#new-chat").click()
     expect(page.locator("#chat a.cite-chip")).to_have_count(0)
     expect(page.locator("#sources-panel")).to_contain_text("Sources of the answer appear here")
+
+
+class StubLLM(BaseHTTPRequestHandler):
+    """OpenAI-compatible streaming endpoint that holds its last delta until the test releases it."""
+
+    first, last = "Quantile models are combined ", "by weighted ensembles [1]."
+    release = threading.Event()
+    requests: list[dict] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        StubLLM.requests.append(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for text in (self.first, self.last):
+            if text is self.last:
+                StubLLM.release.wait(60)
+            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "stub",
+                     "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub_llm():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StubLLM)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    StubLLM.release.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    StubLLM.release.set()
+    server.shutdown()
+
+
+def test_llm_answer_streams_then_shows_chips_and_the_prompt_sent(page, stub_llm):
+    open_tab(page, "Settings")
+    choose_mode(page, "openai")
+    page.get_by_role("textbox", name="Endpoint base URL").fill(stub_llm)
+    page.get_by_label("Show the prompt actually sent (power users)").check()
+    open_tab(page, "Chat")
+    ask(page, QUESTION)
+    expect(page.locator("#chat")).to_contain_text(StubLLM.first.strip())  # partial answer shown
+    expect(page.locator("#chat a.cite-chip")).to_have_count(0)
+    StubLLM.release.set()
+    expect(page.locator("#chat a.cite-chip")).to_have_count(1)
+    expect(page.locator("#chat")).to_contain_text("by weighted ensembles")
+    expect(page.locator("#answer-status")).to_contain_text("openai:")
+    page.get_by_role("button", name="Prompt actually sent").click()
+    sent = StubLLM.requests[-1]["messages"]
+    expect(page.locator("#prompt-json")).to_contain_text(sent[0]["content"][:40])
+    expect(page.locator("#prompt-json")).to_contain_text(QUESTION)
 
 
 def test_llm_down_is_a_friendly_message_and_the_app_keeps_answering(page):
