@@ -1,4 +1,10 @@
-"""Question → retrieve → build prompt → LLM → validate citations → answer record.
+"""Question → retrieve → build prompt → LLM → validate citations → check support → record.
+
+Abstention happens before any generation when the evidence is weak (best paper's
+cosine, share of question terms the papers mention, best abstract sentence's
+cosine: each below a threshold calibrated on bench/answers_dev.jsonl), or when
+the LLM writes the sentinel sentence. A generated answer with no supported, validly cited
+sentence is replaced by the extractive answer, with a note saying so.
 
 `Answerer.stream` yields text as it is generated and finally the validated
 `AnswerResult`; the CLI, the UI and the eval harness all go through it.
@@ -15,13 +21,14 @@ from pydantic import BaseModel, Field
 from rag.citations import validate_citations
 from rag.context import build_prompt
 from rag.filters import RetrievalFilters
-from rag.extractive import extractive_answer, score_sentences
+from rag.extractive import ScoredSentence, extractive_answer, score_sentences
 from rag.index import PaperIndex
 from rag.llm import ChatModel
 from rag.local_llm import ensure_local_server
 from rag.prompts import SENTINEL, load_prompt
 from rag.retrieve import Source, retrieve
 from rag.settings import Settings
+from rag.support import CachedEmbedder, question_coverage, support_sentences
 
 EMPTY_INDEX_MESSAGE = "The index is empty: ingest some papers first (rag ingest PATH)."
 
@@ -44,6 +51,17 @@ class SourceRecord(BaseModel):
     cited: bool = False
 
 
+class SentenceRecord(BaseModel):
+    """One answer sentence and whether the abstract it cites backs it (see rag/support.py)."""
+
+    text: str
+    citations: list[int]
+    support: float | None
+    evidence: str
+    evidence_source: int | None
+    supported: bool
+
+
 class AnswerResult(BaseModel):
     """The JSON contract of `rag ask --json` (and one line of `--out` in batch mode)."""
 
@@ -56,6 +74,8 @@ class AnswerResult(BaseModel):
     timings_ms: dict[str, float]
     invalid_citations: int = 0
     notes: list[str] = Field(default_factory=list)
+    sentences: list[SentenceRecord] = Field(default_factory=list)  # empty when abstained
+    query: str = ""  # what was searched: the question, or its standalone form in a chat
     prompt: list[dict[str, str]] | None = Field(default=None, exclude=True)
 
 
@@ -128,21 +148,39 @@ class Answerer:
         restrict which papers may be retrieved.
         """
         timer = _Timer()
-        sources = retrieve(self.index, question, self.settings.top_k, filters)
+        embed = CachedEmbedder(self.index.embedder.get_text_embedding_batch)
+        query = self.standalone_query(question, history or [])
+        timer.lap("condense")
+        sources = retrieve(self.index, query, self.settings.top_k, filters)
         timer.lap("retrieve")
         if not sources:
             message = EMPTY_INDEX_MESSAGE if self.index.paper_count() == 0 else SENTINEL
             yield message
-            yield self._result(question, message, [], True, self.mode, timer)
+            yield self._result(question, query, message, [], True, self.mode, timer, embed)
+            return
+        weakness = self.weak_retrieval(query, sources)
+        scored = [] if weakness else score_sentences(
+            self.index.embedder.get_query_embedding(query), sources, embed
+        )  # fmt: skip
+        best = max((item.score for item in scored), default=0.0)
+        if not weakness and best < self.settings.extractive_min_score:
+            weakness = (f"no source sentence is close to the question (best {best:.2f} < "
+                        f"{self.settings.extractive_min_score:.2f}): the sources do not answer it.")  # fmt: skip
+        timer.lap("evidence")
+        if weakness:
+            yield SENTINEL
+            result = self._result(question, query, SENTINEL, sources, True, self.mode, timer, embed)
+            result.notes.append(weakness)
+            yield result
             return
         if self.mode == "extractive":
-            text, abstained = self._extractive(question, sources)
+            text, abstained = self._extractive(scored)
             timer.lap("generate")
             yield text
-            yield self._result(question, text, sources, abstained, "extractive", timer)
+            yield self._result(question, query, text, sources, abstained, "extractive", timer, embed)
             return
         built = build_prompt(
-            question, sources,
+            query, sources,
             load_prompt(self.settings.prompts_dir, self.settings.answer_prompt),
             load_prompt(self.settings.prompts_dir, "system"),
             self.context_window, self.settings.max_answer_tokens,
@@ -156,42 +194,89 @@ class Answerer:
         timer.lap("generate")
         raw = "".join(parts).strip()
         if SENTINEL.lower().rstrip(".") in raw.lower():
-            yield self._result(question, SENTINEL, built.sources, True, model.label, timer, built)
-            return
-        if not validate_citations(raw, len(built.sources)).order:
-            text, abstained = self._extractive(question, built.sources)
-            timer.lap("fallback")
-            result = self._result(
-                question, text, built.sources, abstained,
-                f"{model.label}+extractive-fallback", timer, built,
-            )  # fmt: skip
-            result.notes.append(
-                f"{model.label} gave no valid citation; showing the extractive answer instead."
+            yield self._result(
+                question, query, SENTINEL, built.sources, True, model.label, timer, embed, built
             )
+            return
+        result = self._result(
+            question, query, raw, built.sources, False, model.label, timer, embed, built
+        )
+        if any(sentence.supported for sentence in result.sentences):
             yield result
             return
-        yield self._result(question, raw, built.sources, False, model.label, timer, built)
+        # Small models often cite nothing, or cite a paper that does not say what they
+        # wrote: then the extractive answer (right by construction) is shown instead.
+        reason = "gave no valid citation" if not result.citations else "cited no supported claim"
+        shown = len(built.sources)  # packing keeps a prefix of the ranked sources
+        text, abstained = self._extractive([item for item in scored if item.source_number <= shown])
+        timer.lap("fallback")
+        result = self._result(
+            question, query, text, built.sources, abstained,
+            f"{model.label}+extractive-fallback", timer, embed, built,
+        )  # fmt: skip
+        result.notes.append(f"{model.label} {reason}; showing the extractive answer instead.")
+        yield result
 
-    def _extractive(self, question: str, sources: list[Source]) -> tuple[str, bool]:
-        embedder = self.index.embedder
-        scored = score_sentences(
-            embedder.get_query_embedding(question), sources, embedder.get_text_embedding_batch
+    def weak_retrieval(self, query: str, sources: list[Source]) -> str:
+        """Why retrieval is too weak to answer from ("" when it is not). These cheap
+        checks run before sentence scoring and generation, so off-topic questions
+        cost neither."""
+        s = self.settings
+        if sources[0].score < s.abstain_min_retrieval:
+            return (f"best match scored {sources[0].score:.2f}, below the abstention threshold "
+                    f"{s.abstain_min_retrieval:.2f}: the sources are too weak to answer.")  # fmt: skip
+        coverage = question_coverage(
+            query, [f"{source.paper.title} {source.paper.abstract}" for source in sources]
         )
+        if coverage < s.abstain_min_coverage:
+            return (f"only {coverage:.0%} of the question's terms occur in the retrieved papers "
+                    f"(threshold {s.abstain_min_coverage:.0%}): the sources do not cover it.")  # fmt: skip
+        return ""
+
+    def standalone_query(self, question: str, history: Sequence[tuple[str, str]]) -> str:
+        """The retrieval query for a chat turn: follow-ups like "what about its speed?"
+        name nothing to search for, so the conversation is condensed into the query.
+
+        With an LLM the condense prompt rewrites it; without one (or when the model's
+        rewrite is unusable) the previous question is prepended, which keeps its topic.
+        """
+        if not history:
+            return question
+        previous = history[-1][0]
+        fallback = f"{previous} {question}"
+        if self.mode == "extractive":
+            return fallback
+        transcript = "\n".join(f"User: {user}\nAssistant: {reply}" for user, reply in history[-3:])
+        prompt = load_prompt(self.settings.prompts_dir, "condense").render(
+            history=transcript, question=question
+        )
+        reply = self.chat_model.complete(
+            [{"role": "user", "content": prompt}], self.settings.condense_max_tokens
+        )
+        lines = [line.strip().strip('"').strip() for line in reply.strip().splitlines()]
+        condensed = lines[0] if lines else ""
+        return condensed if 3 <= len(condensed) <= 300 else fallback
+
+    def _extractive(self, scored: list[ScoredSentence]) -> tuple[str, bool]:
+        s = self.settings
         return extractive_answer(
-            scored, self.settings.extractive_sentences, self.settings.extractive_min_score
+            scored, s.extractive_sentences, s.extractive_min_score, s.extractive_margin
         )
 
     def _result(
         self,
         question: str,
+        query: str,
         text: str,
         sources: list[Source],
         abstained: bool,
         label: str,
         timer: _Timer,
+        embed: CachedEmbedder,
         built=None,
     ) -> AnswerResult:
-        """Validate markers, renumber by first use, and list cited sources first."""
+        """Validate markers, renumber by first use, list cited sources first, and check
+        each sentence against the abstracts it cites."""
         validated = validate_citations(text, len(sources))
         order = validated.order + [n for n in range(1, len(sources) + 1) if n not in validated.order]
         records = [
@@ -204,7 +289,14 @@ class Answerer:
             for position, n in enumerate(order, start=1)
         ]
         timer.lap("validate")
-        timer.timings["total"] = round(sum(timer.timings.values()), 1)
+        sentences = [] if abstained else support_sentences(
+            validated.text, [record.abstract for record in records], embed,
+            self.settings.support_min,
+        )  # fmt: skip
+        timer.lap("support")
+        timer.timings["total"] = round(
+            sum(ms for stage, ms in timer.timings.items() if stage != "total"), 1
+        )
         return AnswerResult(
             question=question,
             answer=validated.text,
@@ -218,5 +310,7 @@ class Answerer:
             llm=label,
             timings_ms=timer.timings,
             invalid_citations=validated.invalid,
+            sentences=[SentenceRecord(**vars(sentence)) for sentence in sentences],
+            query=query,
             prompt=built.messages if built else None,
         )

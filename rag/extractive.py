@@ -63,16 +63,26 @@ def score_sentences(
 
 
 def extractive_answer(
-    scored: Sequence[ScoredSentence], max_sentences: int, min_score: float, per_source: int = 2
+    scored: Sequence[ScoredSentence],
+    max_sentences: int,
+    min_score: float,
+    margin: float,
+    per_source: int = 2,
 ) -> tuple[str, bool]:
-    """(answer text with [n] markers, abstained). Best sentences first, few per source."""
+    """(answer text with [n] markers, abstained). Best sentences first, few per source.
+
+    Only sentences within `margin` of the best one are quoted: a weaker sentence
+    usually comes from a paper that is merely on the same topic, and citing it
+    costs precision without adding an answer.
+    """
     ranked = sorted(scored, key=lambda item: item.score, reverse=True)
     if not ranked or ranked[0].score < min_score:
         return SENTINEL, True
+    floor = ranked[0].score - margin
     picked: list[ScoredSentence] = []
     per: dict[int, int] = {}
     for item in ranked:
-        if len(picked) == max_sentences or item.score < min_score * 0.8:
+        if len(picked) == max_sentences or item.score < floor:
             break
         if per.get(item.source_number, 0) < per_source:
             picked.append(item)

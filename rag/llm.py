@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx2
 import openai
 from openai import OpenAI
 
@@ -47,21 +48,30 @@ class ChatModel:
         )  # fmt: skip
         return cls(client, model, label, max_tokens, temperature)
 
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
-        """Yield the answer's text as it is generated."""
+    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
+        """Yield the answer's text as it is generated.
+
+        Failures before the first token are retried by the client; a connection
+        that breaks mid-answer cannot be retried (text was already shown), so it
+        too becomes a one-line LLMError.
+        """
         try:
             stream = self.client.chat.completions.create(
                 model=self.model, messages=messages, stream=True,
-                max_tokens=self.max_tokens, temperature=self.temperature,
+                max_tokens=max_tokens or self.max_tokens, temperature=self.temperature,
             )  # fmt: skip
             for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
         except openai.APIError as exc:
             raise LLMError(describe_error(exc, str(self.client.base_url), self.model)) from None
+        except httpx2.HTTPError as exc:
+            raise LLMError(
+                f"LLM endpoint {self.client.base_url} broke off the answer: {exc}"[:300]
+            ) from None
 
-    def complete(self, messages: list[dict[str, str]]) -> str:
-        return "".join(self.stream(messages))
+    def complete(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> str:
+        return "".join(self.stream(messages, max_tokens))
 
 
 def describe_error(exc: openai.APIError, base_url: str, model: str) -> str:

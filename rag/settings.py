@@ -117,9 +117,33 @@ class Settings(BaseSettings):
         default=3, description="Sentences quoted by the extractive answerer."
     )
     extractive_min_score: float = Field(
-        default=0.35,
-        description="Cosine similarity a best sentence must reach, else the extractive answerer "
-        "abstains (the sources do not answer).",
+        default=0.5,
+        description="Cosine the best abstract sentence must reach, else every mode abstains "
+        "before generating (the sources do not answer; calibrated, see docs/answers.md).",
+    )
+    extractive_margin: float = Field(
+        default=0.05,
+        description="The extractive answerer quotes only sentences within this cosine of the "
+        "best one (calibrated on bench/answers_dev.jsonl; see docs/answers.md).",
+    )
+    abstain_min_retrieval: float = Field(
+        default=0.2,
+        description="Abstain without generating when the best retrieved paper's cosine is below "
+        "this (retrieval evidence too weak; calibrated, see docs/answers.md).",
+    )
+    abstain_min_coverage: float = Field(
+        default=0.5,
+        description="Abstain without generating when fewer than this share of the question's "
+        "content words occur in the retrieved papers (calibrated, see docs/answers.md).",
+    )
+    support_min: float = Field(
+        default=0.7,
+        description="Support score (max of embedding cosine and lexical recall against the best "
+        "sentence of a cited abstract) below which an answer sentence is flagged unsupported "
+        "(95th percentile of claims cited to a topically similar wrong paper; docs/answers.md).",
+    )
+    condense_max_tokens: int = Field(
+        default=48, description="Token cap for the standalone query condensed from a chat."
     )
 
     # --- OpenAI-compatible endpoint -------------------------------------------------
