@@ -26,12 +26,26 @@ SUPPORT_LEVELS = ((0.66, "high"), (0.33, "mid"), (0.0, "low"))
 
 @dataclass(frozen=True)
 class SentenceSupport:
-    """One answer sentence and how well its citations support it."""
+    """One answer sentence and how well the abstracts it cites support it."""
 
     text: str
     citations: list[int]
-    support: float
+    support: float | None  # None: the sentence cites nothing, so there is nothing to check
     evidence: str
+    evidence_source: int | None = None  # the source the evidence sentence comes from
+    supported: bool | None = None  # the answer stage's verdict (its own threshold)
+
+    @property
+    def level(self) -> str:
+        """CSS level: the stage's verdict wins (unsupported is always 'low')."""
+        if self.supported is False:
+            return "low"
+        level = support_level(self.support or 0.0)
+        return "mid" if self.supported and level == "low" else level
+
+    def backs(self, n: int) -> bool:
+        """Whether this sentence's support was measured against source n."""
+        return self.evidence_source == n if self.evidence_source is not None else n in self.citations
 
 
 def sentence_supports(result: AnswerResult) -> list[SentenceSupport]:
@@ -40,7 +54,7 @@ def sentence_supports(result: AnswerResult) -> list[SentenceSupport]:
     Items may be dicts or objects (the field's exact type belongs to the answer stage).
     """
 
-    def field(item: Any, name: str, default: Any) -> Any:
+    def field(item: Any, name: str, default: Any = None) -> Any:
         value = item.get(name, default) if isinstance(item, dict) else getattr(item, name, default)
         return default if value is None else value
 
@@ -48,8 +62,10 @@ def sentence_supports(result: AnswerResult) -> list[SentenceSupport]:
         SentenceSupport(
             text=str(field(item, "text", "")),
             citations=[int(n) for n in field(item, "citations", [])],
-            support=float(field(item, "support", 0.0)),
+            support=None if field(item, "support") is None else float(field(item, "support")),
             evidence=str(field(item, "evidence", "")),
+            evidence_source=field(item, "evidence_source"),
+            supported=field(item, "supported"),
         )
         for item in getattr(result, "sentences", None) or []
     ]
@@ -71,11 +87,13 @@ def _chips(text: str, turn: int) -> str:
     return MARKER.sub(chip, html.escape(text, quote=False))
 
 
-def _support_dot(support: float) -> str:
-    level = support_level(support)
+def _support_dot(sentence: SentenceSupport) -> str:
+    if sentence.support is None:
+        return ""
+    verdict = {True: "supported", False: "not supported", None: "support"}[sentence.supported]
     return (
-        f'<span class="support-dot support-{level}" data-support="{support:.2f}" '
-        f'title="support {support:.2f}"></span>'
+        f'<span class="support-dot support-{sentence.level}" data-support="{sentence.support:.2f}" '
+        f'title="{verdict} by the cited abstract ({sentence.support:.2f})"></span>'
     )
 
 
@@ -84,7 +102,7 @@ def answer_html(result: AnswerResult, turn: int = 0) -> str:
     sentences = sentence_supports(result)
     if sentences:
         body = " ".join(
-            f'<span class="answer-sentence">{_chips(s.text, turn)}{_support_dot(s.support)}</span>'
+            f'<span class="answer-sentence">{_chips(s.text, turn)}{_support_dot(s)}</span>'
             for s in sentences
         )
     else:
@@ -107,12 +125,14 @@ def highlight_evidence(abstract: str, evidence: Iterable[str]) -> str:
     return text
 
 
-def _source_support(sentences: Sequence[SentenceSupport], n: int) -> tuple[float | None, list[str]]:
-    """Best support among sentences citing source n, and their evidence sentences."""
-    citing = [s for s in sentences if n in s.citations]
-    if not citing:
+def _source_support(
+    sentences: Sequence[SentenceSupport], n: int
+) -> tuple[SentenceSupport | None, list[str]]:
+    """The best-supported sentence measured against source n, and its evidence sentences."""
+    backed = [s for s in sentences if s.backs(n) and s.support is not None]
+    if not backed:
         return None, []
-    return max(s.support for s in citing), [s.evidence for s in citing if s.evidence]
+    return max(backed, key=lambda s: s.support or 0.0), [s.evidence for s in backed if s.evidence]
 
 
 def source_card(source: SourceRecord, turn: int = 0, sentences: Sequence[SentenceSupport] = ()) -> str:
@@ -125,10 +145,10 @@ def source_card(source: SourceRecord, turn: int = 0, sentences: Sequence[Sentenc
     meta = " · ".join(
         part for part in (str(source.year or ""), html.escape(source.authors[:160])) if part
     )
-    support, evidence = _source_support(sentences, source.n)
+    best, evidence = _source_support(sentences, source.n)
     meter = (
-        f'<span class="support-badge support-{support_level(support)}">support {support:.2f}</span>'
-        if support is not None
+        f'<span class="support-badge support-{best.level}">support {best.support:.2f}</span>'
+        if best is not None
         else ""
     )
     return (

@@ -36,12 +36,6 @@ def make_result(answer: str = "Ensembles help [1]. Soups too [2].", **extra) -> 
     )  # fmt: skip
 
 
-class WithSentences(AnswerResult):
-    """What the answer-verification stage adds: per-sentence support and evidence."""
-
-    sentences: list[dict]
-
-
 def test_markers_become_chips_pointing_at_the_turns_cards():
     html = answer_html(make_result("A [1]. B [1, 2]."), turn=3)
     chips = re.findall(r'<a class="cite-chip" href="#src-(\d+)-(\d+)" data-turn="(\d+)" data-cite="(\d+)">', html)
@@ -83,39 +77,48 @@ def test_chat_sources_show_only_the_latest_turn():
     assert "appear here" in chat_sources_html([])
 
 
-def test_support_dots_and_evidence_highlight_when_sentences_are_present():
-    result = WithSentences(
-        **make_result().model_dump(),
-        sentences=[
-            {"text": "Ensembles help [1].", "citations": [1], "support": 0.9,
-             "evidence": "Weighted ensembles beat single models on 34 data sets."},
-            {"text": "Soups too [2].", "citations": [2], "support": 0.2, "evidence": ""},
-        ],
-    )  # fmt: skip
-    answer = answer_html(result)
-    assert answer.count('class="support-dot') == 2
-    assert 'support-dot support-high" data-support="0.90"' in answer
-    assert 'support-dot support-low" data-support="0.20"' in answer
-    assert answer.count("cite-chip") == 2
-    sources = sources_html(result)
-    assert '<mark class="evidence">Weighted ensembles beat single models on 34 data sets.</mark>' in sources
-    assert "support 0.90" in sources and "support 0.20" in sources
+def with_sentences(*sentences: dict) -> AnswerResult:
+    return make_result(sentences=list(sentences))
+
+
+SUPPORTED = {"text": "Ensembles help [1].", "citations": [1], "support": 0.9,
+             "evidence": "Weighted ensembles beat single models on 34 data sets.",
+             "evidence_source": 1, "supported": True}  # fmt: skip
+UNSUPPORTED = {"text": "Soups too [2].", "citations": [2], "support": 0.7,
+               "evidence": "Averaging fine-tuned weights gives model soups.",
+               "evidence_source": 2, "supported": False}  # fmt: skip
+UNCITED = {"text": "In short, it depends.", "citations": [], "support": None, "evidence": "",
+           "evidence_source": None, "supported": False}  # fmt: skip
+
+
+def test_support_dots_follow_the_answer_stages_verdict():
+    answer = answer_html(with_sentences(SUPPORTED, UNSUPPORTED, UNCITED))
+    assert answer.count('class="answer-sentence"') == 3
+    assert answer.count('class="support-dot') == 2  # nothing to check without a citation
+    assert 'support-dot support-high" data-support="0.90" title="supported by' in answer
+    assert 'support-dot support-low" data-support="0.70" title="not supported by' in answer
+    assert answer.count("cite-chip") == 2 and "In short, it depends." in answer
+
+
+def test_evidence_is_highlighted_in_the_source_it_came_from():
+    sources = sources_html(with_sentences(SUPPORTED, UNSUPPORTED))
+    card_1, card_2 = sources.split('id="src-0-2"')
+    assert '<mark class="evidence">Weighted ensembles beat single models on 34 data sets.</mark>' in card_1
+    assert '<mark class="evidence">Averaging fine-tuned weights gives model soups.</mark>' in card_2
+    assert "support-badge support-high\">support 0.90" in card_1
+    assert "support-badge support-low\">support 0.70" in card_2
+
+
+def test_evidence_from_another_source_is_not_highlighted_here():
+    moved = {**SUPPORTED, "citations": [1, 2], "evidence_source": 1}
+    card_2 = sources_html(with_sentences(moved)).split('id="src-0-2"')[1]
+    assert "<mark" not in card_2 and "support-badge" not in card_2
 
 
 def test_without_sentences_there_are_no_support_marks():
     result = make_result()
     assert sentence_supports(result) == []
     assert "support-dot" not in answer_html(result) and "<mark" not in sources_html(result)
-
-
-def test_sentences_may_be_objects():
-    class Sentence:
-        text, citations, support, evidence = "A [1].", [1], 0.5, None
-
-    result = WithSentences(**make_result().model_dump(), sentences=[])
-    object.__setattr__(result, "sentences", [Sentence()])
-    (sentence,) = sentence_supports(result)
-    assert (sentence.citations, sentence.support, sentence.evidence) == ([1], 0.5, "")
 
 
 def test_highlight_evidence_escapes_and_ignores_missing_sentences():

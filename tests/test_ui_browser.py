@@ -262,3 +262,18 @@ def test_eval_tab_runs_a_small_suite_and_shows_metrics_and_plots(page):
     expect(metrics.filter(has_text="recall@10").first).to_be_visible()
     expect(page.locator("#eval-plots img").first).to_be_visible()
     screenshot(page, "eval")
+
+
+def test_two_sessions_at_once_keep_their_own_chats(browser, app_url, page):
+    other_context = browser.new_context()
+    other = other_context.new_page()
+    other.goto(app_url)
+    second = "Which papers propose datasets for scene text recognition in Indian languages?"
+    ask(page, QUESTION)
+    ask(other, second)
+    expect(page.locator("#chat a.cite-chip").first).to_be_visible()
+    expect(other.locator("#chat a.cite-chip").first).to_be_visible()
+    expect(page.locator("#chat")).not_to_contain_text(second)
+    expect(other.locator("#chat")).not_to_contain_text(QUESTION)
+    assert page.locator("#chat a.cite-chip[data-turn='1']").count() == 0
+    other_context.close()

@@ -43,9 +43,11 @@ def llm_down_message(exc: Exception) -> str:
 def status_line(result: AnswerResult) -> str:
     cited = sum(source.cited for source in result.sources)
     total = result.timings_ms.get("total", 0) / 1000
+    searched = getattr(result, "query", "")
+    rewritten = f" · searched for “{searched}”" if searched and searched != result.question else ""
     return (
         f"answered by `{result.llm}` in {total:.1f} s · {cited} cited of "
-        f"{len(result.sources)} retrieved{' · abstained' if result.abstained else ''}"
+        f"{len(result.sources)} retrieved{' · abstained' if result.abstained else ''}{rewritten}"
     )
 
 
