@@ -44,12 +44,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def screenshot(page: Page, name: str) -> None:
+def screenshot(page: Page, name: str, full_page: bool = False) -> None:
     directory = os.environ.get("UI_SCREENSHOT_DIR")
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
         page.wait_for_timeout(1500)  # let Gradio's pending-state fade finish
-        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=False)
+        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=full_page)
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +261,7 @@ def test_eval_tab_runs_a_small_suite_and_shows_metrics_and_plots(page):
     metrics = page.locator("#eval-metrics [data-testid^='cell-']")
     expect(metrics.filter(has_text="recall@10").first).to_be_visible()
     expect(page.locator("#eval-plots img").first).to_be_visible()
-    screenshot(page, "eval")
+    screenshot(page, "eval", full_page=True)
 
 
 def test_two_sessions_at_once_keep_their_own_chats(browser, app_url, page):
