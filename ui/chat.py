@@ -83,9 +83,10 @@ class ChatTab:
 
     def wire(self, options: OptionsTab) -> None:
         outputs = [self.chatbot, self.sources, self.turns, self.prompt, self.copy_text, self.status]
-        self.question.submit(
-            self.respond, [self.question, self.chatbot, self.turns, *options.components], outputs,
-        ).then(lambda: "", None, self.question)  # fmt: skip
+        asked = gr.State("")  # the box is cleared at once; the question travels in this state
+        self.question.submit(lambda text: ("", text), self.question, [self.question, asked], queue=False).then(
+            self.respond, [asked, self.chatbot, self.turns, *options.components], outputs,
+        )  # fmt: skip
         self.new_chat.click(
             lambda: ([], chat_sources_html([]), [], None, "", ""), None, outputs, queue=False
         )

@@ -69,7 +69,9 @@ class EvalTab:
                 elem_id="eval-metrics",
             )  # fmt: skip
             self.by_type = gr.Dataframe(value=[], interactive=False, label="By question type")
-        self.plots = gr.Gallery(label="Plots", columns=2, height=420, elem_id="eval-plots")
+        self.plots = gr.Gallery(
+            label="Plots", columns=2, height=460, object_fit="contain", elem_id="eval-plots"
+        )
         self.files = gr.File(label="Report files", file_count="multiple", interactive=False)
 
     def wire(self, options: OptionsTab) -> None:
