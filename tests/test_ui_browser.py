@@ -116,6 +116,10 @@ def test_answer_has_chips_that_highlight_their_source_card(page):
     expect(card).to_be_in_viewport()
     assert page.locator("#sources-panel .source-card.highlight").count() == 1
     screenshot(page, "chat")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.locator("#copy-answer").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert "References" in copied and "<" not in copied and f"[{n}]" in copied
 
 
 def test_follow_up_keeps_each_turns_sources_reachable(page):

@@ -44,14 +44,14 @@ def build_app(settings: Settings, index: PaperIndex | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat.build()
-            with gr.Tab("Corpus", id="corpus"):
+            with gr.Tab("Corpus", id="corpus") as corpus_tab:
                 corpus.build()
             with gr.Tab("Eval", id="eval"):
                 evaluation.build()
             with gr.Tab("Settings", id="settings"):
                 options.build()
         chat.wire(options)
-        corpus.wire(app)
+        corpus.wire(corpus_tab)
         evaluation.wire(options)
     return app
 

@@ -108,9 +108,10 @@ class CorpusTab:
             max_height=520, label="Papers",
         )  # fmt: skip
 
-    def wire(self, app: gr.Blocks) -> None:
+    def wire(self, tab: gr.Tab) -> None:
+        """Listing scans every paper, so it runs when the tab is opened, not on page load."""
         listing = [self.stats, self.table]
-        app.load(self.list_papers, [self.search], listing)
+        tab.select(self.list_papers, [self.search], listing)
         self.search.submit(self.list_papers, [self.search], listing)
         self.refresh.click(self.list_papers, [self.search], listing)
         self.ingest.click(
