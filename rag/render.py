@@ -45,7 +45,9 @@ class SentenceSupport:
 
     def backs(self, n: int) -> bool:
         """Whether this sentence's support was measured against source n."""
-        return self.evidence_source == n if self.evidence_source is not None else n in self.citations
+        return (
+            self.evidence_source == n if self.evidence_source is not None else n in self.citations
+        )
 
 
 def sentence_supports(result: AnswerResult) -> list[SentenceSupport]:
@@ -120,7 +122,7 @@ def highlight_evidence(abstract: str, evidence: Iterable[str]) -> str:
     text = html.escape(_normalise(abstract), quote=False)
     for sentence in evidence:
         needle = html.escape(_normalise(sentence), quote=False)
-        if needle and needle in text and f"<mark class=\"evidence\">{needle}" not in text:
+        if needle and needle in text and f'<mark class="evidence">{needle}' not in text:
             text = text.replace(needle, f'<mark class="evidence">{needle}</mark>', 1)
     return text
 
@@ -135,7 +137,9 @@ def _source_support(
     return max(backed, key=lambda s: s.support or 0.0), [s.evidence for s in backed if s.evidence]
 
 
-def source_card(source: SourceRecord, turn: int = 0, sentences: Sequence[SentenceSupport] = ()) -> str:
+def source_card(
+    source: SourceRecord, turn: int = 0, sentences: Sequence[SentenceSupport] = ()
+) -> str:
     title = html.escape(source.title)
     link = (
         f'<a href="{html.escape(source.url)}" target="_blank" rel="noopener">{html.escape(source.paper_id)}</a>'
@@ -193,7 +197,7 @@ def chat_sources_html(results: Sequence[AnswerResult]) -> str:
 
 
 def plain_text(result: AnswerResult) -> str:
-    """The answer and its reference list as plain text (what "copy answer" puts on the clipboard)."""
+    """The answer and its reference list as plain text: what "Copy answer" puts on the clipboard."""
     lines = [result.answer.strip()]
     cited = [source for source in result.sources if source.cited]
     if cited:

@@ -38,7 +38,9 @@ def make_result(answer: str = "Ensembles help [1]. Soups too [2].", **extra) -> 
 
 def test_markers_become_chips_pointing_at_the_turns_cards():
     html = answer_html(make_result("A [1]. B [1, 2]."), turn=3)
-    chips = re.findall(r'<a class="cite-chip" href="#src-(\d+)-(\d+)" data-turn="(\d+)" data-cite="(\d+)">', html)
+    chips = re.findall(
+        r'<a class="cite-chip" href="#src-(\d+)-(\d+)" data-turn="(\d+)" data-cite="(\d+)">', html
+    )
     assert chips == [("3", "1", "3", "1"), ("3", "1", "3", "1"), ("3", "2", "3", "2")]
     assert "[1" not in html
 
@@ -66,7 +68,10 @@ def test_uncited_sources_are_listed_separately_not_as_cards():
 
 def test_card_links_the_paper_when_a_url_is_known():
     html = sources_html(make_result())
-    assert '<a href="https://arxiv.org/abs/2101.00001" target="_blank" rel="noopener">2101.00001</a>' in html
+    assert (
+        '<a href="https://arxiv.org/abs/2101.00001" target="_blank" rel="noopener">2101.00001</a>'
+        in html
+    )
     assert "t-abc" in html and 'href=""' not in html
 
 
@@ -103,10 +108,13 @@ def test_support_dots_follow_the_answer_stages_verdict():
 def test_evidence_is_highlighted_in_the_source_it_came_from():
     sources = sources_html(with_sentences(SUPPORTED, UNSUPPORTED))
     card_1, card_2 = sources.split('id="src-0-2"')
-    assert '<mark class="evidence">Weighted ensembles beat single models on 34 data sets.</mark>' in card_1
+    assert (
+        '<mark class="evidence">Weighted ensembles beat single models on 34 data sets.</mark>'
+        in card_1
+    )
     assert '<mark class="evidence">Averaging fine-tuned weights gives model soups.</mark>' in card_2
-    assert "support-badge support-high\">support 0.90" in card_1
-    assert "support-badge support-low\">support 0.70" in card_2
+    assert 'support-badge support-high">support 0.90' in card_1
+    assert 'support-badge support-low">support 0.70' in card_2
 
 
 def test_evidence_from_another_source_is_not_highlighted_here():

@@ -12,7 +12,10 @@ from ui.auth import check_bind, is_loopback, load_users, parse_users
 
 
 def test_parse_users_skips_blanks_and_comments_and_keeps_colons_in_passwords():
-    assert parse_users("# team\nalice:s3cret\n\nbob:a:b\n", "f") == [("alice", "s3cret"), ("bob", "a:b")]
+    assert parse_users("# team\nalice:s3cret\n\nbob:a:b\n", "f") == [
+        ("alice", "s3cret"),
+        ("bob", "a:b"),
+    ]
 
 
 @pytest.mark.parametrize("entry", ["alice", ":pw", "alice:"])
@@ -26,7 +29,11 @@ def test_load_users_merges_file_and_environment(tmp_path, monkeypatch):
     users_file.write_text("alice:one\n", encoding="utf-8")
     monkeypatch.setenv("RAG_UI_USERS", "bob:two, carol:three")
     settings = make_settings(tmp_path)
-    assert load_users(settings, users_file) == [("alice", "one"), ("bob", "two"), ("carol", "three")]
+    assert load_users(settings, users_file) == [
+        ("alice", "one"),
+        ("bob", "two"),
+        ("carol", "three"),
+    ]
 
 
 def test_load_users_reports_unreadable_or_empty_files(tmp_path):
@@ -76,13 +83,21 @@ def test_launched_app_requires_login_when_users_are_given(settings, empty_index)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings = settings.model_copy(update={"port": port})
-    app = launch(settings, users=[("alice", "s3cret")], ingest_bundled=False, block=False, index=empty_index)
+    app = launch(
+        settings, users=[("alice", "s3cret")], ingest_bundled=False, block=False, index=empty_index
+    )
     base = f"http://127.0.0.1:{settings.port}"
     try:
         with httpx.Client(base_url=base) as client:
             assert client.get("/config").status_code == 401
-            assert client.post("/login", data={"username": "alice", "password": "wrong"}).status_code == 400
-            assert client.post("/login", data={"username": "alice", "password": "s3cret"}).status_code == 200
+            assert (
+                client.post("/login", data={"username": "alice", "password": "wrong"}).status_code
+                == 400
+            )
+            assert (
+                client.post("/login", data={"username": "alice", "password": "s3cret"}).status_code
+                == 200
+            )
             assert client.get("/config").status_code == 200
     finally:
         app.close()

@@ -34,7 +34,6 @@ if not CHROMIUM.exists() and os.environ.get("CI") != "true":
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
-
 expect.set_options(timeout=60_000)
 
 
@@ -154,8 +153,13 @@ class StubLLM(BaseHTTPRequestHandler):
         for text in (self.first, self.last):
             if text is self.last:
                 StubLLM.release.wait(60)
-            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "stub",
-                     "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+            chunk = {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "stub",
+                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+            }
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
         self.wfile.write(b"data: [DONE]\n\n")
@@ -234,7 +238,9 @@ def test_upload_jsonl_then_find_and_delete_the_paper(page, tmp_path):
     expect(row).to_be_visible()
     screenshot(page, "corpus")
     row.click()
-    expect(page.locator("#selected-paper textarea, #selected-paper input").first).to_have_value("2501.99999")
+    expect(page.locator("#selected-paper textarea, #selected-paper input").first).to_have_value(
+        "2501.99999"
+    )
     page.locator("#delete").click()
     expect(page.locator("#ingest-report")).to_contain_text("deleted 2501.99999")
     expect(table_cells(page, title)).to_have_count(0)
@@ -261,7 +267,9 @@ def test_eval_tab_runs_a_small_suite_and_shows_metrics_and_plots(page):
     page.get_by_role("option", name="ci_small.jsonl", exact=True).click()
     page.get_by_label("Retrieval only (fast: no answers generated)").check()
     page.locator("#run-eval").click()
-    expect(page.locator("#eval-status")).to_contain_text("ci_small.jsonl: 18 questions", timeout=300_000)
+    expect(page.locator("#eval-status")).to_contain_text(
+        "ci_small.jsonl: 18 questions", timeout=300_000
+    )
     metrics = page.locator("#eval-metrics [data-testid^='cell-']")
     expect(metrics.filter(has_text="recall@10").first).to_be_visible()
     expect(page.locator("#eval-plots img").first).to_be_visible()

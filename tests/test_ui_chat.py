@@ -29,7 +29,9 @@ def test_answers_accumulate_turns_and_number_chips_by_turn(seed_index, seed_sett
     assert "cite-chip" in messages[-1]["content"] and 'id="src-0-1"' in sources
     assert copy.startswith(turns[0].answer.strip()[:30]) and "References" in copy
     assert status.startswith("answered by `extractive`")
-    messages, sources, turns, *_ = final(tab, "And which uses conformal calibration?", messages, turns)
+    messages, sources, turns, *_ = final(
+        tab, "And which uses conformal calibration?", messages, turns
+    )
     assert len(turns) == 2 and len(messages) == 4
     assert 'data-turn="1"' in messages[-1]["content"]
     assert '<section class="turn-sources" data-turn="0" hidden>' in sources
@@ -53,14 +55,16 @@ def test_earlier_turns_are_passed_as_history(seed_index, seed_settings, monkeypa
 def test_filters_from_settings_reach_the_answerer(seed_index, seed_settings, monkeypatch):
     seen = []
     monkeypatch.setattr(
-        Answerer, "stream", lambda self, q, h=None, f=None: seen.append((self.settings.top_k, f)) or iter(())
+        Answerer,
+        "stream",
+        lambda self, q, h=None, f=None: seen.append((self.settings.top_k, f)) or iter(()),
     )
     tab = ChatTab(seed_settings, seed_index)
     list(tab.respond(QUESTION, [], [], 3, "extractive", "", "", "", 2020, 0, "Lee", "cs.LG", False))
-    (top_k, filters), = seen
-    assert top_k == 3 and (filters.year_min, filters.year_max, filters.author, filters.category) == (
-        2020, None, "Lee", "cs.LG",
-    )  # fmt: skip
+    ((top_k, filters),) = seen
+    assert top_k == 3
+    assert (filters.year_min, filters.year_max) == (2020, None)
+    assert (filters.author, filters.category) == ("Lee", "cs.LG")
     assert session_options(*options()).filters() is None
 
 
@@ -75,12 +79,16 @@ def test_llm_down_is_a_friendly_message(seed_index, seed_settings):
         dead = sock.getsockname()[1]
     settings = seed_settings.model_copy(update={"llm_max_retries": 0})
     tab = ChatTab(settings, seed_index)
-    messages, _, turns, *_ = final(tab, QUESTION, values=options("openai", f"http://127.0.0.1:{dead}/v1"))
+    messages, _, turns, *_ = final(
+        tab, QUESTION, values=options("openai", f"http://127.0.0.1:{dead}/v1")
+    )
     assert "language model is not available" in messages[-1]["content"]
     assert "cannot reach LLM endpoint" in messages[-1]["content"] and turns == []
 
 
-def test_unexpected_failure_is_reported_and_the_handler_ends(seed_index, seed_settings, monkeypatch):
+def test_unexpected_failure_is_reported_and_the_handler_ends(
+    seed_index, seed_settings, monkeypatch
+):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 

@@ -24,7 +24,10 @@ def test_check_upload_refuses_wrong_type_and_oversize(tmp_path):
     (tmp_path / "slides.pptx").write_bytes(b"x")
     assert "slides.pptx: unsupported type" in check_upload(tmp_path / "slides.pptx", max_mb=1)
     (tmp_path / "big.jsonl").write_bytes(b"x" * 2_100_000)
-    assert check_upload(tmp_path / "big.jsonl", max_mb=2) == "big.jsonl: 2.1 MB is over the 2 MB upload limit"
+    assert (
+        check_upload(tmp_path / "big.jsonl", max_mb=2)
+        == "big.jsonl: 2.1 MB is over the 2 MB upload limit"
+    )
 
 
 def test_paper_rows_search_id_title_and_authors_case_insensitively():

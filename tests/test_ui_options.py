@@ -20,7 +20,16 @@ def test_blank_controls_keep_server_settings_and_apply_no_filters(tmp_path):
 def test_filled_controls_override_endpoint_and_build_filters(tmp_path):
     base = make_settings(tmp_path)
     options = session_options(
-        3, "openai", " m1 ", "http://127.0.0.1:9/v1", "sk-x", 2019.0, 2024, " Hinton ", "cs.CL", True
+        3,
+        "openai",
+        " m1 ",
+        "http://127.0.0.1:9/v1",
+        "sk-x",
+        2019.0,
+        2024,
+        " Hinton ",
+        "cs.CL",
+        True,
     )
     settings = options.settings(base)
     assert settings.openai_model == "m1" and settings.openai_base_url == "http://127.0.0.1:9/v1"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 
-import rag  # noqa: F401  (offline environment first)
 import gradio as gr
 
+import rag  # noqa: F401  (offline environment first)
 from rag.answer import resolve_mode
 from rag.index import PaperIndex
 from rag.ingest import ingest_paths

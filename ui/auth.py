@@ -35,7 +35,9 @@ def load_users(settings: Settings, auth_file: Path | None) -> Users:
         try:
             text = auth_file.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ValueError(f"{auth_file}: cannot read auth file ({exc.strerror or exc})") from None
+            raise ValueError(
+                f"{auth_file}: cannot read auth file ({exc.strerror or exc})"
+            ) from None
         users += parse_users(text, str(auth_file))
         if not users:
             raise ValueError(f"{auth_file}: no user:password lines")

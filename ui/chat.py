@@ -61,7 +61,7 @@ class ChatTab:
             with gr.Column(scale=3):
                 self.chatbot = gr.Chatbot(
                     height=560, label="Chat", sanitize_html=False, elem_id="chat", buttons=[],
-                    placeholder="Ask about the indexed papers; follow-up questions keep the context.",
+                    placeholder="Ask about the indexed papers; follow-ups keep the context.",
                 )  # fmt: skip
                 with gr.Row():
                     self.question = gr.Textbox(
@@ -84,7 +84,10 @@ class ChatTab:
     def wire(self, options: OptionsTab) -> None:
         outputs = [self.chatbot, self.sources, self.turns, self.prompt, self.copy_text, self.status]
         asked = gr.State("")  # the box is cleared at once; the question travels in this state
-        self.question.submit(lambda text: ("", text), self.question, [self.question, asked], queue=False).then(
+        clear_box = self.question.submit(
+            lambda text: ("", text), self.question, [self.question, asked], queue=False
+        )
+        clear_box.then(
             self.respond, [asked, self.chatbot, self.turns, *options.components], outputs,
         )  # fmt: skip
         self.new_chat.click(

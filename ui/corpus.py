@@ -70,7 +70,9 @@ def corpus_stats(index: PaperIndex, papers: Sequence[Paper]) -> str:
     if years:
         lines.append(f"years {min(years)}–{max(years)} ({len(years)} papers dated)")
     if categories:
-        lines.append("top categories: " + ", ".join(f"{c} ({n})" for c, n in categories.most_common(8)))
+        lines.append(
+            "top categories: " + ", ".join(f"{c} ({n})" for c, n in categories.most_common(8))
+        )
     if sources:
         lines.append("files: " + ", ".join(f"{s} ({n})" for s, n in sources.most_common(6)))
     return "  \n".join(lines)
@@ -85,8 +87,9 @@ class CorpusTab:
     def build(self) -> None:
         with gr.Row():
             with gr.Column(scale=2):
+                limit = self.settings.ui_max_upload_mb
                 self.files = gr.File(
-                    label=f"Upload papers (PDF, JSONL(.gz), CSV, text; ≤ {self.settings.ui_max_upload_mb} MB each)",
+                    label=f"Upload papers (PDF, JSONL(.gz), CSV, text; ≤ {limit} MB each)",
                     file_count="multiple", elem_id="upload",
                 )  # fmt: skip
                 self.ingest = gr.Button("Add to index", variant="primary", elem_id="ingest")
@@ -102,7 +105,9 @@ class CorpusTab:
                     self.selected = gr.Textbox(
                         label="Selected paper id (click a row)", scale=4, elem_id="selected-paper"
                     )
-                    self.delete = gr.Button("Delete paper", variant="stop", scale=1, elem_id="delete")
+                    self.delete = gr.Button(
+                        "Delete paper", variant="stop", scale=1, elem_id="delete"
+                    )
         self.table = gr.Dataframe(
             headers=COLUMNS, value=[], interactive=False, wrap=True, elem_id="paper-table",
             max_height=520, label="Papers",
@@ -150,13 +155,16 @@ class CorpusTab:
         lines = []
         if accepted:
             progress(0, desc="parsing")
+
+            def embedded(done: int, total: int) -> None:
+                progress(done / max(total, 1), desc=f"embedded {done}/{total} papers")
+
             try:
-                report = ingest_paths(
-                    self.index, accepted,
-                    progress=lambda done, total: progress(done / max(total, 1), desc=f"embedded {done}/{total} papers"),
-                )  # fmt: skip
+                report = ingest_paths(self.index, accepted, progress=embedded)
                 lines.append(f"**Done:** {report.summary()}")
-                problems += [problem.replace(str(self.uploads) + "/", "") for problem in report.problems()]
+                problems += [
+                    problem.replace(str(self.uploads) + "/", "") for problem in report.problems()
+                ]
             except Exception as exc:  # a broken file must not take the app down
                 log.exception("ingest failed")
                 problems.append(f"ingest failed: {type(exc).__name__}: {exc}")

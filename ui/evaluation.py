@@ -27,7 +27,10 @@ def list_suites(directory: Path = SUITES_DIR) -> list[str]:
 
 def metrics_rows(metrics: dict) -> list[list]:
     """{name: value} → [[name, value]] with floats rounded for reading."""
-    return [[name, round(value, 4) if isinstance(value, float) else value] for name, value in metrics.items()]
+    return [
+        [name, round(value, 4) if isinstance(value, float) else value]
+        for name, value in metrics.items()
+    ]
 
 
 def by_type_rows(by_type: dict | list) -> tuple[list[str], list[list]]:
@@ -38,7 +41,13 @@ def by_type_rows(by_type: dict | list) -> tuple[list[str], list[list]]:
     for values in by_type.values():
         metric_names += [name for name in values if name not in metric_names and name != "type"]
     rows = [
-        [kind, *[round(v, 4) if isinstance(v := values.get(name), float) else v for name in metric_names]]
+        [
+            kind,
+            *[
+                round(v, 4) if isinstance(v := values.get(name), float) else v
+                for name in metric_names
+            ],
+        ]
         for kind, values in by_type.items()
     ]
     return ["type", *metric_names], rows
@@ -61,7 +70,8 @@ class EvalTab:
             )
             self.run = gr.Button("Run evaluation", variant="primary", elem_id="run-eval", scale=1)
         self.status = gr.Markdown(
-            "Runs with the answer generator and filters chosen in **Settings**.", elem_id="eval-status"
+            "Runs with the answer generator and filters chosen in **Settings**.",
+            elem_id="eval-status",
         )
         with gr.Row():
             self.metrics = gr.Dataframe(
@@ -95,10 +105,14 @@ class EvalTab:
         options = session_options(*values)
         out_dir = self.runs_dir / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         started = time.perf_counter()
+
+        def answered(done: int, total: int) -> None:
+            progress(done / max(total, 1), desc=f"{done}/{total} questions")
+
         try:
             report = run_eval(
                 path, options.settings(self.settings), out_dir, retrieval_only=retrieval_only,
-                progress=lambda done, total: progress(done / max(total, 1), desc=f"{done}/{total} questions"),
+                progress=answered,
             )  # fmt: skip
         except Exception as exc:  # a failing run is reported, the app keeps serving
             log.exception("eval run failed")
