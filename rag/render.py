@@ -77,6 +77,19 @@ def support_level(support: float) -> str:
     return next(name for threshold, name in SUPPORT_LEVELS if support >= threshold)
 
 
+MARKDOWN_SPECIALS = str.maketrans({c: f"&#{ord(c)};" for c in "*_`$~\\#|"})
+"""Characters the chat's Markdown/LaTeX renderer would act on, as HTML entities."""
+
+
+def escape_text(text: str) -> str:
+    """Model or abstract text, shown literally: no HTML, and no Markdown or LaTeX either.
+
+    The chat renders messages as Markdown with math, so `p_1 and p_2` would turn
+    italic and `$x$` into a formula unless those characters are entities.
+    """
+    return html.escape(text, quote=False).translate(MARKDOWN_SPECIALS)
+
+
 def _chips(text: str, turn: int) -> str:
     """Escape `text` and turn each [n] marker into chips pointing at this turn's cards."""
 
@@ -86,7 +99,7 @@ def _chips(text: str, turn: int) -> str:
             for n in marker_numbers(match.group(1))
         )
 
-    return MARKER.sub(chip, html.escape(text, quote=False))
+    return MARKER.sub(chip, escape_text(text))
 
 
 def _support_dot(sentence: SentenceSupport) -> str:

@@ -58,6 +58,13 @@ def test_answer_and_titles_are_escaped():
     assert "Quantile &lt;Aggregation&gt;" in sources_html(make_result())
 
 
+def test_markdown_and_math_characters_stay_literal():
+    html = answer_html(make_result("Use p_1 and p_2, *not* $x$ or `code` [1]."))
+    for char in "_*$`":
+        assert char not in html.split('<a class="cite-chip"')[0]
+    assert "p&#95;1" in html and "&#36;x&#36;" in html
+
+
 def test_uncited_sources_are_listed_separately_not_as_cards():
     html = sources_html(make_result())
     cited_part, uncited_part = html.split("Also retrieved")

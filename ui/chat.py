@@ -17,7 +17,7 @@ from rag.answer import Answerer, AnswerResult
 from rag.index import PaperIndex
 from rag.llm import LLMError
 from rag.local_llm import LocalLLMError
-from rag.render import answer_html, chat_sources_html, plain_text
+from rag.render import answer_html, chat_sources_html, escape_text, plain_text
 from rag.settings import Settings
 from ui.assets import COPY_JS
 from ui.options import OptionsTab, session_options
@@ -130,7 +130,7 @@ class ChatTab:
                     )  # fmt: skip
                 else:
                     streamed += item
-                    messages[-1]["content"] = html.escape(streamed, quote=False)
+                    messages[-1]["content"] = escape_text(streamed)
                     yield messages, gr.skip(), turns, gr.skip(), gr.skip(), "writing…"
         except (LLMError, LocalLLMError) as exc:
             messages[-1]["content"] = llm_down_message(exc)
