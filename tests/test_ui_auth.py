@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from rag.cli import main
@@ -72,32 +70,3 @@ def test_cli_chat_reports_a_bad_auth_file_with_one_line(tmp_path, capsys):
     code = main(["chat", "--auth", str(tmp_path / "nope.txt"), "--index", str(tmp_path / "i")])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error: ") and "cannot read auth file" in err
-
-
-def test_launched_app_requires_login_when_users_are_given(settings, empty_index):
-    import httpx
-
-    from ui.app import launch
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings = settings.model_copy(update={"port": port})
-    app = launch(
-        settings, users=[("alice", "s3cret")], ingest_bundled=False, block=False, index=empty_index
-    )
-    base = f"http://127.0.0.1:{settings.port}"
-    try:
-        with httpx.Client(base_url=base) as client:
-            assert client.get("/config").status_code == 401
-            assert (
-                client.post("/login", data={"username": "alice", "password": "wrong"}).status_code
-                == 400
-            )
-            assert (
-                client.post("/login", data={"username": "alice", "password": "s3cret"}).status_code
-                == 200
-            )
-            assert client.get("/config").status_code == 200
-    finally:
-        app.close()
