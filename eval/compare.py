@@ -27,7 +27,8 @@ def compare_runs(rows: Sequence[dict], previous_dir: Path, resamples: int) -> di
     names = sorted({name for qid in shared for name in now[qid]})
     deltas = {}
     for name in names:
-        pairs = [(now[q][name], before[q][name]) for q in shared if name in now[q] and name in before[q]]
+        both = [q for q in shared if name in now[q] and name in before[q]]
+        pairs = [(now[q][name], before[q][name]) for q in both]
         if not pairs:
             continue
         current, earlier = zip(*pairs)

@@ -21,7 +21,14 @@ from eval.cache import JsonCache, answer_settings, cache_key
 from eval.compare import compare_runs
 from eval.judge import JUDGE_PROMPT, Judge, judge_enabled
 from eval.report import write_report
-from eval.suites import GoldQuestion, GoldResolver, SuiteError, is_beir_dir, load_beir, load_gold_suite
+from eval.loaders import (
+    GoldQuestion,
+    GoldResolver,
+    SuiteError,
+    is_beir_dir,
+    load_beir,
+    load_gold_suite,
+)
 from rag.answer import AnswerResult, Answerer, resolve_mode
 from rag.embedder import embedder_label
 from rag.index import PaperIndex
@@ -31,7 +38,6 @@ from rag.retrieve import retrieve
 from rag.settings import PROJECT_ROOT, Settings
 
 RETRIEVAL_K = 10  # deepest cut-off of the retrieval metrics (Recall@10, MRR@10, nDCG@10)
-Progress = Callable[[int, int], None]
 
 
 class EvalError(ValueError):
@@ -60,7 +66,6 @@ class _Target:
     questions: list[GoldQuestion]
     gold_ids: dict[str, dict[str, int]]  # question id -> {paper id: grade}
     fingerprint: str
-    beir: bool
 
 
 def _fingerprint(parts: Sequence[str], settings: Settings) -> str:
@@ -86,10 +91,10 @@ def _gold_target(suite: Path, settings: Settings) -> _Target:
         )
     gold_ids = {q.id: {resolver.resolve(ref): 1 for ref in q.gold} for q in questions}
     fingerprint = _fingerprint(sorted(f"{p.id}\t{p.title}" for p in papers), settings)
-    return _Target(index, questions, gold_ids, fingerprint, beir=False)  # type: ignore[arg-type]
+    return _Target(index, questions, gold_ids, fingerprint)  # type: ignore[arg-type]
 
 
-def _beir_target(directory: Path, settings: Settings, progress: Progress | None) -> _Target:
+def _beir_target(directory: Path, settings: Settings) -> _Target:
     """A fresh index of the BEIR corpus, built once per corpus fingerprint and reused."""
     suite = load_beir(directory)
     raw = (directory / "corpus.jsonl").read_bytes()
@@ -100,9 +105,9 @@ def _beir_target(directory: Path, settings: Settings, progress: Progress | None)
     )
     index = PaperIndex(own)
     if index.paper_count() < len({paper.id for paper in suite.corpus}):
-        index.add_papers(suite.corpus, progress=progress)
+        index.add_papers(suite.corpus)
     gold_ids = {q.id: dict(q.grades) for q in suite.questions}
-    return _Target(index, suite.questions, gold_ids, fingerprint, beir=True)
+    return _Target(index, suite.questions, gold_ids, fingerprint)
 
 
 def _model_name(settings: Settings, mode: str) -> str:
@@ -226,7 +231,8 @@ class _Runner:
 
     def _judge(self, question: GoldQuestion, result: AnswerResult) -> dict:
         assert self.judge is not None
-        key = self._key(question, f"\0judge\0{self.judge.label}\0{self.settings.eval_judge_repeats}")
+        judge_id = f"\0judge\0{self.judge.label}\0{self.settings.eval_judge_repeats}"
+        key = self._key(question, judge_id)
         hit = self.cache.get(key)
         if hit is None:
             verdict = self.judge.grade(question.question, question.answer, result.answer)
@@ -280,7 +286,7 @@ def run_eval(
     beir = is_beir_dir(suite)
     if suite.is_dir() and not beir:
         raise SuiteError(f"{suite}: a BEIR directory needs corpus.jsonl, queries.jsonl, qrels/")
-    target = _beir_target(suite, settings, None) if beir else _gold_target(suite, settings)
+    target = _beir_target(suite, settings) if beir else _gold_target(suite, settings)
     runner = _Runner(target, settings, retrieval_only or beir)
     rows: list[dict] = []
     if progress:

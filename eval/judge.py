@@ -64,11 +64,7 @@ class Judge:
         return self.model.label
 
     def grade(self, question: str, reference: str, answer: str) -> Verdict:
-        messages = [
-            {
-                "role": "user",
-                "content": self.prompt.render(question=question, reference=reference, answer=answer),
-            }
-        ]
+        content = self.prompt.render(question=question, reference=reference, answer=answer)
+        messages = [{"role": "user", "content": content}]
         scores = (parse_score(self.model.complete(messages)) for _ in range(self.repeats))
         return Verdict(scores=tuple(score for score in scores if score is not None))

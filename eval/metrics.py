@@ -25,13 +25,16 @@ ARTICLES = re.compile(r"\b(a|an|the)\b")
 # --- retrieval (paper level) -----------------------------------------------------
 
 
-def recall_at_k(ranked: Sequence[str], relevant: Sequence[str] | Mapping[str, int], k: int) -> float:
+Relevant = Sequence[str] | Mapping[str, int]
+
+
+def recall_at_k(ranked: Sequence[str], relevant: Relevant, k: int) -> float:
     """Share of the relevant papers found in the top k."""
     wanted = set(relevant)
     return len(wanted & set(ranked[:k])) / len(wanted) if wanted else 0.0
 
 
-def mrr_at_k(ranked: Sequence[str], relevant: Sequence[str] | Mapping[str, int], k: int) -> float:
+def mrr_at_k(ranked: Sequence[str], relevant: Relevant, k: int) -> float:
     """1 / rank of the first relevant paper within the top k, else 0."""
     wanted = set(relevant)
     return next((1.0 / rank for rank, doc in enumerate(ranked[:k], 1) if doc in wanted), 0.0)

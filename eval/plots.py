@@ -37,7 +37,8 @@ def metrics_by_type(by_type: dict[str, dict[str, float]], path: Path) -> Path | 
     for offset, (kind, values) in enumerate(sorted(by_type.items())):
         xs = [i + offset * width for i in range(len(names))]
         axes.bar(xs, [values.get(name, 0.0) for name in names], width, label=kind)
-    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=30, ha="right")
+    ticks = [i + 0.4 - width / 2 for i in range(len(names))]
+    axes.set_xticks(ticks, names, rotation=30, ha="right")
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("score (missing bar = not applicable)")
     axes.set_title("Metrics by question type")
@@ -58,6 +59,11 @@ def latency_histogram(rows: Sequence[dict], path: Path) -> Path | None:
     return _save(figure, path)
 
 
+def _colour(delta: dict) -> str:
+    """Green / red when the CI excludes zero (a real change), grey otherwise."""
+    return "#55a868" if delta["low"] > 0 else "#c44e52" if delta["high"] < 0 else "#8c8c8c"
+
+
 def deltas_with_ci(comparison: dict, path: Path) -> Path | None:
     """Horizontal bars of current - previous per metric, with 95% bootstrap CIs."""
     rows = [(n, d) for n, d in sorted(comparison["metrics"].items()) if not n.endswith("_ms")]
@@ -68,7 +74,7 @@ def deltas_with_ci(comparison: dict, path: Path) -> Path | None:
     ys = range(len(rows))
     deltas = [d["delta"] for _, d in rows]
     errors = [[d["delta"] - d["low"] for _, d in rows], [d["high"] - d["delta"] for _, d in rows]]
-    colours = ["#55a868" if d["low"] > 0 else "#c44e52" if d["high"] < 0 else "#8c8c8c" for _, d in rows]
+    colours = [_colour(d) for _, d in rows]
     axes.barh(list(ys), deltas, xerr=errors, color=colours, capsize=3)
     axes.set_yticks(list(ys), [name for name, _ in rows])
     axes.axvline(0, color="black", linewidth=0.8)

@@ -76,7 +76,7 @@ class WrittenReport:
 def _fmt(value: float | None) -> str:
     if value is None:
         return "–"
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3f}"
+    return f"{value:.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:.3f}"
 
 
 def write_report(

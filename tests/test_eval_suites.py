@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from eval.metrics import numbers_in
-from eval.suites import (
+from eval.loaders import (
     GoldResolver,
     SuiteError,
     is_beir_dir,
@@ -121,11 +121,12 @@ def test_gold_titles_alias_and_filters(tmp_path):
 
 def test_beir_directory_keeps_graded_judged_queries(tmp_path):
     (tmp_path / "qrels").mkdir()
-    (tmp_path / "corpus.jsonl").write_text(
-        '{"_id": "d1", "title": "One", "text": "first"}\n{"_id": "d2", "title": "Two", "text": "x"}\n'
-    )
-    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "one?"}\n{"_id": "q2", "text": "?"}\n')
-    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\td2\t1\nq2\td1\t0\n")
+    corpus = [{"_id": "d1", "title": "One", "text": "first"}, {"_id": "d2", "title": "Two"}]
+    queries = [{"_id": "q1", "text": "one?"}, {"_id": "q2", "text": "?"}]
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus))
+    (tmp_path / "queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in queries))
+    qrels = "query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\td2\t1\nq2\td1\t0\n"
+    (tmp_path / "qrels" / "test.tsv").write_text(qrels)
     assert is_beir_dir(tmp_path)
     suite = load_beir(tmp_path)
     assert [p.id for p in suite.corpus] == ["d1", "d2"]

@@ -126,7 +126,7 @@ class BeirSuite:
 
 
 def is_beir_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file()
+    return all((path / name).is_file() for name in ("corpus.jsonl", "queries.jsonl"))
 
 
 def _read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:

@@ -1,0 +1,145 @@
+"""run_eval end to end on the real seed index: report files, cache, compare, BEIR, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eval.harness import EvalError, run_eval
+from eval.loaders import SuiteError
+from rag.cli import main
+from rag.settings import BUNDLED_CORPUS, PROJECT_ROOT
+
+CI_SUITE = PROJECT_ROOT / "eval" / "suites" / "ci_small.jsonl"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    """Four ci_small questions: one answerable of three kinds and one unanswerable."""
+    records = [json.loads(line) for line in CI_SUITE.read_text().splitlines()]
+    wanted = ["seed-fact-01", "seed-nume-01", "seed-mult-01", "seed-unan-01"]
+    path = tmp_path_factory.mktemp("suite") / "four.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records if r["id"] in wanted))
+    return path
+
+
+@pytest.fixture(scope="module")
+def eval_settings(seed_index, seed_settings, tmp_path_factory):
+    # Shares the gate test's cache directory, so questions it answered are not answered twice.
+    cache = tmp_path_factory.getbasetemp() / "eval-cache"
+    return seed_settings.model_copy(update={"llm": "extractive", "eval_cache_dir": cache})
+
+
+@pytest.fixture(scope="module")
+def first_run(suite, eval_settings, tmp_path_factory):
+    calls = []
+    report = run_eval(suite, eval_settings, tmp_path_factory.mktemp("run1"),
+                      progress=lambda done, total: calls.append((done, total)))  # fmt: skip
+    return report, calls
+
+
+def test_report_has_metrics_rows_plots_and_metadata(first_run):
+    report, calls = first_run
+    assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    assert report.metrics["questions"] == 4
+    for name in ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "citation_precision",
+                 "citation_recall", "invalid_citation_rate", "abstention_accuracy",
+                 "false_abstention_rate", "token_f1", "rouge_l", "numeric_match",
+                 "latency_p50_ms", "latency_p95_ms", "retrieve_p50_ms"):  # fmt: skip
+        assert name in report.metrics, name
+    assert set(report.by_type) == {"factual", "numeric", "multi", "unanswerable"}
+    assert "abstention_accuracy" in report.by_type["unanswerable"]
+    assert "recall@5" not in report.by_type["unanswerable"]
+    assert [path.name for path in report.plots] == ["metrics_by_type.png", "latency.png"]
+    assert all(path.read_bytes().startswith(PNG) for path in report.plots)
+    saved = json.loads(report.report_json.read_text())
+    assert saved["metrics"] == report.metrics and len(saved["rows"]) == 4
+    meta = saved["meta"]
+    assert meta["llm_mode"] == "extractive" and meta["models"]["answer"] == "extractive"
+    assert set(meta["prompt_hashes"]) == {"answer", "system"}
+    assert len(meta["corpus_fingerprint"]) == 16 and meta["corpus_papers"] == 273
+    assert meta["git_commit"] and "openai_api_key" not in meta["settings"]
+    html = report.report_html.read_text()
+    assert 'src="metrics_by_type.png"' in html and "seed-mult-01" in html
+
+
+def test_rows_hold_gold_citations_answer_and_scores(first_run):
+    report, _ = first_run
+    multi = next(row for row in report.rows if row["id"] == "seed-mult-01")
+    assert len(multi["gold_ids"]) == 2 and multi["gold_ids"][0].startswith("t-")
+    assert multi["answer"] and multi["cited"] and len(multi["retrieved"]) == 10
+    assert 0 <= multi["scores"]["citation_recall"] <= 1
+    unanswerable = next(row for row in report.rows if row["type"] == "unanswerable")
+    assert unanswerable["gold_ids"] == [] and set(unanswerable["scores"]) == {
+        "abstention_accuracy", "invalid_citation_rate"}  # fmt: skip
+
+
+def test_rerun_uses_the_cache_and_compare_reports_zero_deltas(first_run, suite, eval_settings,
+                                                              tmp_path):  # fmt: skip
+    report, _ = first_run
+    again = run_eval(suite, eval_settings, tmp_path, compare=report.report_json.parent)
+    assert all(row["cached"] for row in again.rows)
+    assert again.metrics == report.metrics
+    deltas = again.comparison["metrics"]
+    assert again.comparison["paired_questions"] == 4
+    assert deltas["recall@5"]["delta"] == 0 and deltas["recall@5"]["n"] == 3
+    assert (tmp_path / "deltas.png").read_bytes().startswith(PNG)
+
+
+def test_a_changed_setting_misses_the_cache(suite, eval_settings, tmp_path):
+    changed = eval_settings.model_copy(update={"extractive_sentences": 1})
+    report = run_eval(suite, changed, tmp_path)
+    assert not any(row["cached"] for row in report.rows)
+
+
+def test_retrieval_only_skips_answers(suite, eval_settings, tmp_path):
+    report = run_eval(suite, eval_settings, tmp_path, retrieval_only=True)
+    assert "answer" not in report.rows[0] and "token_f1" not in report.metrics
+    assert report.meta["retrieval_only"] and "recall@10" in report.metrics
+
+
+def test_beir_directory_gets_its_own_cached_index(eval_settings, tmp_path):
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    docs = {
+        "p1": ("Pointer Networks", "Attention used as a pointer selects input positions."),
+        "p2": ("Fractal pre-training", "Pre-training on generated fractal images."),
+        "p3": ("Beam search diversity", "Decoding a diverse list of outputs."),
+    }
+    (beir / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in docs.items()))
+    (beir / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "fractal images"}) + "\n")
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tp2\t2\nq1\tp3\t1\n")
+    report = run_eval(beir, eval_settings, tmp_path / "out")
+    assert report.meta["suite_kind"] == "beir" and report.meta["retrieval_only"]
+    assert report.meta["corpus_papers"] == 3
+    assert report.rows[0]["retrieved"][0] == "p2" and report.metrics["recall@10"] == 1.0
+    assert str(eval_settings.eval_cache_dir) in report.meta["index"]
+    again = run_eval(beir, eval_settings, tmp_path / "out2")
+    assert again.meta["index"] == report.meta["index"]
+
+
+def test_suite_not_matching_the_index_is_a_clear_error(eval_settings, tmp_path):
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"id": "x", "question": "q?", "gold": ["No Such Paper"],
+                                 "type": "factual"}) + "\n")  # fmt: skip
+    with pytest.raises(EvalError, match="1 gold references .* x: No Such Paper"):
+        run_eval(other, eval_settings, tmp_path / "out")
+    with pytest.raises(EvalError, match="suite not found"):
+        run_eval(tmp_path / "missing.jsonl", eval_settings, tmp_path / "out")
+    with pytest.raises(SuiteError, match="BEIR directory"):
+        run_eval(BUNDLED_CORPUS, eval_settings, tmp_path / "out")
+
+
+def test_cli_eval_prints_metrics_and_report_path(suite, eval_settings, tmp_path, monkeypatch,
+                                                 capsys):  # fmt: skip
+    monkeypatch.setenv("RAG_EVAL_CACHE_DIR", str(eval_settings.eval_cache_dir))
+    out = tmp_path / "cli"
+    code = main(["eval", str(suite), "--index", str(eval_settings.index), "--llm", "extractive",
+                 "--out", str(out)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0 and "recall@5" in printed and f"report: {out / 'report.html'}" in printed
+    assert main(["eval", str(tmp_path / "nope.jsonl"), "--index", str(eval_settings.index)]) == 1
+    assert capsys.readouterr().err.startswith("error: suite not found")
