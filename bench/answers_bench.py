@@ -12,6 +12,8 @@ index is empty. Metrics, per the issue's targets:
   recall          cited gold papers / gold papers, over all answerable questions
   abstain_unans   share of unanswerable questions abstained on
   false_abstain   share of answerable questions abstained on
+  supported_sentences  answer sentences whose cited abstract supports them (rag/support.py)
+  extractive_fallbacks LLM answers replaced by the extractive answer (no supported citation)
 --calibrate sweeps the abstention and extractive thresholds on one retrieval pass
 (extractive answers are a pure function of the scored sentences, so no re-run);
 --calibrate-support measures support scores of claims cited to the wrong paper.
@@ -53,7 +55,7 @@ def score(rows: list[dict], answers: list[dict]) -> dict:
     """Aggregate metrics from rows and per-question outcomes {abstained, cited, invalid, ...}."""
     precisions, recalls, false_abstain, abstain_unans = [], [], [], []
     out_of_source = removed = 0
-    sentences = supported = 0
+    sentences = supported = fallbacks = 0
     for row, answer in zip(rows, answers):
         gold = {normalise_title(title) for title in row["gold"]}
         cited = {normalise_title(title) for title in answer["cited"]}
@@ -61,6 +63,7 @@ def score(rows: list[dict], answers: list[dict]) -> dict:
         removed += answer.get("invalid", 0)
         sentences += answer.get("sentences", 0)
         supported += answer.get("supported", 0)
+        fallbacks += answer.get("llm", "").endswith("extractive-fallback")
         if not gold:
             abstain_unans.append(answer["abstained"])
             continue
@@ -83,6 +86,7 @@ def score(rows: list[dict], answers: list[dict]) -> dict:
         "abstain_unans": mean(abstain_unans),
         "false_abstain": mean(false_abstain),
         "supported_sentences": round(supported / sentences, 3) if sentences else None,
+        "extractive_fallbacks": fallbacks,
     }
 
 
@@ -96,6 +100,7 @@ def outcome(result: AnswerResult) -> dict:
         "sentences": len(result.sentences),
         "supported": sum(sentence.supported for sentence in result.sentences),
         "llm": result.llm,
+        "notes": result.notes,
         "answer": result.answer,
         "seconds": round(result.timings_ms.get("total", 0) / 1000, 1),
     }
@@ -117,7 +122,7 @@ def calibrate(index: PaperIndex, rows: list[dict], top_k: int) -> list[dict]:
         cached.append((sources, scored, coverage))
     grid = []
     for retrieval_min, coverage_min, sentence_min, margin in itertools.product(
-        [0.0, 0.2, 0.3], [0.0, 0.4, 0.5, 0.6, 0.7], [0.35, 0.4, 0.45, 0.5], [0.03, 0.05, 0.08, 0.1]
+        [0.0, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], [0.4, 0.42, 0.45, 0.47, 0.5], [0.03, 0.05, 0.08],
     ):
         answers = []
         for sources, scored, coverage in cached:

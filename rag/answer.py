@@ -72,7 +72,7 @@ class AnswerResult(BaseModel):
     abstained: bool
     llm: str
     timings_ms: dict[str, float]
-    invalid_citations: int = 0
+    invalid_citations: int = 0  # markers the generator wrote outside the sources (removed)
     notes: list[str] = Field(default_factory=list)
     sentences: list[SentenceRecord] = Field(default_factory=list)  # empty when abstained
     query: str = ""  # what was searched: the question, or its standalone form in a chat
@@ -207,6 +207,7 @@ class Answerer:
         # Small models often cite nothing, or cite a paper that does not say what they
         # wrote: then the extractive answer (right by construction) is shown instead.
         reason = "gave no valid citation" if not result.citations else "cited no supported claim"
+        invented = result.invalid_citations  # still reported: it measures the model
         shown = len(built.sources)  # packing keeps a prefix of the ranked sources
         text, abstained = self._extractive([item for item in scored if item.source_number <= shown])
         timer.lap("fallback")
@@ -214,6 +215,7 @@ class Answerer:
             question, query, text, built.sources, abstained,
             f"{model.label}+extractive-fallback", timer, embed, built,
         )  # fmt: skip
+        result.invalid_citations = invented
         result.notes.append(f"{model.label} {reason}; showing the extractive answer instead.")
         yield result
 

@@ -226,6 +226,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 print(f"[{source.n}] {source.title} ({source.paper_id}){link}")
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    unsupported = sum(not sentence.supported for sentence in result.sentences)
+    if unsupported:
+        print(f"note: {unsupported} sentence(s) not supported by the abstract they cite "
+              "(see --json: sentences)", file=sys.stderr)  # fmt: skip
     print(f"(answered by {result.llm} in {result.timings_ms.get('total', 0):.0f} ms)", file=sys.stderr)
     return EXIT_OK
 

@@ -132,7 +132,7 @@ class Settings(BaseSettings):
         "this (retrieval evidence too weak; calibrated, see docs/answers.md).",
     )
     abstain_min_coverage: float = Field(
-        default=0.5,
+        default=0.1,
         description="Abstain without generating when fewer than this share of the question's "
         "content words occur in the retrieved papers (calibrated, see docs/answers.md).",
     )

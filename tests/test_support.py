@@ -1,0 +1,74 @@
+"""Support evidence with the real bundled embedder: quoted, paraphrased, and unsupported claims."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.embedder import load_embedder
+from rag.support import (
+    CachedEmbedder,
+    answer_sentences,
+    lexical_support,
+    question_coverage,
+    support_sentences,
+)
+
+ABSTRACTS = [
+    "We study pruning of neural networks. We find that dense networks contain sparse "
+    "subnetworks that train to full accuracy from their original initialization.",
+    "We release a corpus of Hindi news with named entity labels. The dataset has 100k sentences.",
+]
+
+
+@pytest.fixture(scope="module")
+def embed() -> CachedEmbedder:
+    return CachedEmbedder(load_embedder("bundled", 16).get_text_embedding_batch)
+
+
+def test_answer_sentences_carry_their_markers():
+    sentences = answer_sentences("Dense nets hide sparse ones [1]. The corpus is Hindi news [2][1].")
+    assert [numbers for _, numbers in sentences] == [[1], [2, 1]]
+
+
+def test_quoted_claim_is_fully_supported(embed):
+    answer = "We find that dense networks contain sparse subnetworks that train to full accuracy [1]."
+    [sentence] = support_sentences(answer, ABSTRACTS, embed, 0.7)
+    assert sentence.supported and sentence.support >= 0.9
+    assert sentence.evidence.startswith("We find that dense networks")
+    assert sentence.evidence_source == 1
+
+
+def test_claim_cited_to_the_wrong_paper_is_flagged(embed):
+    answer = "Dense networks contain sparse subnetworks that train to full accuracy [2]."
+    [sentence] = support_sentences(answer, ABSTRACTS, embed, 0.7)
+    assert not sentence.supported
+    assert sentence.support < 0.7 and sentence.evidence_source == 2
+
+
+def test_uncited_sentence_has_no_support(embed):
+    [sentence] = support_sentences("Pruning is popular these days.", ABSTRACTS, embed, 0.7)
+    assert sentence.citations == [] and sentence.support is None and not sentence.supported
+
+
+def test_citation_beyond_the_sources_is_ignored(embed):
+    [sentence] = support_sentences("A claim about pruning [5].", ABSTRACTS, embed, 0.7)
+    assert sentence.support is None and not sentence.supported
+
+
+def test_cached_embedder_embeds_each_text_once():
+    calls: list[list[str]] = []
+
+    def fake(texts):
+        calls.append(list(texts))
+        return [[float(len(text))] for text in texts]
+
+    cached = CachedEmbedder(fake)
+    cached(["a", "bb", "a"])
+    cached(["bb", "ccc"])
+    assert calls == [["a", "bb"], ["ccc"]]
+
+
+def test_lexical_support_and_coverage():
+    assert lexical_support("sparse subnetworks train", ABSTRACTS[0]) == 1.0
+    assert question_coverage("What is the capital of Australia?", ABSTRACTS) == 0.0
+    assert question_coverage("Is there a Hindi named entity dataset?", ABSTRACTS) == 1.0
