@@ -38,6 +38,22 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", dest="openai_base_url", help="OpenAI-compatible base URL")
 
 
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--year", help="year or range: 2023, 2023-2025, 2023-, -2025")
+    parser.add_argument("--author", help="only papers with this author (case-insensitive substring)")
+    parser.add_argument("--category", help="only papers in this category, e.g. cs.CL")
+    parser.add_argument("--source", help="only papers ingested from a file whose path contains this")
+
+
+def _filters(args: argparse.Namespace):
+    """The --year/--author/--category/--source flags as RetrievalFilters (None when unset)."""
+    from rag.filters import RetrievalFilters, parse_year_range
+
+    year_min, year_max = parse_year_range(args.year) if args.year is not None else (None, None)
+    filters = RetrievalFilters(year_min, year_max, args.author, args.category, args.source)
+    return None if filters.is_empty() else filters
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag", description="Cited question answering over research papers (offline)."
@@ -59,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--queries", type=Path, help="BEIR queries.jsonl for batch mode")
     retrieve.add_argument("--run-out", type=Path, help="TREC run file to write (batch mode)")
     retrieve.add_argument("--run-tag", default="rag", help="tag column of the TREC run")
+    _add_filters(retrieve)
     _add_common(retrieve)
 
     ask = commands.add_parser("ask", help="answer a question with citations")
@@ -67,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--questions", type=Path, help="JSONL of {id, question} for batch mode")
     ask.add_argument("--out", type=Path, help="answers JSONL to write (batch mode)")
     _add_answer_options(ask)
+    _add_filters(ask)
     _add_common(ask)
 
     chat = commands.add_parser("chat", help="launch the chat UI")
@@ -148,6 +166,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     from rag.retrieve import read_queries, retrieve, retrieve_batch, sources_json, trec_run_lines
 
     settings = _settings(args)
+    filters = _filters(args)
     index = _open_index(settings)
     k = args.top_k or settings.top_k
     if args.queries:
@@ -159,14 +178,14 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
             raise UserError(f"{args.queries}: cannot read ({exc.strerror})") from None
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        results = retrieve_batch(index, queries, k)
+        results = retrieve_batch(index, queries, k, filters)
         lines = trec_run_lines(results, args.run_tag)
         args.run_out.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
         print(f"wrote {len(lines)} lines for {len(queries)} queries to {args.run_out}")
         return EXIT_OK
     if not args.query:
         raise UserError("give a QUERY or --queries FILE.jsonl")
-    sources = retrieve(index, args.query, k)
+    sources = retrieve(index, args.query, k, filters)
     if args.json:
         print(json.dumps(sources_json(sources), ensure_ascii=False))
         return EXIT_OK
@@ -199,6 +218,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rag.answer import Answerer
 
     settings = _settings(args)
+    filters = _filters(args)
     answerer = Answerer(_open_index(settings), settings)
     if args.questions:
         if not args.out:
@@ -206,14 +226,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         rows = _read_questions(args.questions)
         with open(args.out, "w", encoding="utf-8") as out:
             for row in rows:
-                result = answerer.ask(row["question"])
+                result = answerer.ask(row["question"], None, filters)
                 out.write(json.dumps({"id": row["id"], **result.model_dump()}, ensure_ascii=False))
                 out.write("\n")
         print(f"wrote {len(rows)} answers to {args.out}")
         return EXIT_OK
     if not args.question:
         raise UserError("give a QUESTION or --questions FILE.jsonl")
-    result = answerer.ask(args.question)
+    result = answerer.ask(args.question, None, filters)
     if args.json:
         print(result.model_dump_json())
         return EXIT_OK

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+import uuid
+
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
@@ -23,6 +25,7 @@ from llama_index.core.schema import BaseNode
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from rag.embedder import embedder_label, load_embedder
+from rag.lexical import LexicalIndex
 from rag.papers import Paper
 from rag.settings import Settings
 
@@ -80,6 +83,14 @@ class PaperIndex:
         return load_embedder(self.settings.embed_model, self.settings.embed_batch_size)
 
     @cached_property
+    def lexical(self) -> LexicalIndex:
+        """The BM25 side index, in `index` even when vectors live on a Chroma server."""
+        name = self.settings.collection
+        if self.settings.chroma_host:
+            name = f"{self.settings.chroma_host}_{self.settings.chroma_port}_{name}"
+        return LexicalIndex(self.settings.index / "lexical" / name)
+
+    @cached_property
     def vector_store(self) -> ChromaVectorStore:
         return ChromaVectorStore(chroma_collection=self.chunks)
 
@@ -101,6 +112,29 @@ class PaperIndex:
         for start in range(0, len(ids), GET_BATCH):
             found.update(self.papers.get(ids=list(ids[start : start + GET_BATCH]), include=[])["ids"])
         return found
+
+    def revision(self) -> str:
+        """A token that changes on every write to the paper set (by any client of the index)."""
+        papers = self.client.get_collection(self.papers.name, embedding_function=None)
+        return str((papers.metadata or {}).get("revision", ""))
+
+    def _bump_revision(self) -> str:
+        """Record a write, so side indexes of other clients (server mode) notice it."""
+        revision = uuid.uuid4().hex
+        current = self.client.get_collection(self.papers.name, embedding_function=None).metadata
+        # hnsw:* keys are fixed at creation; Chroma refuses to see them in a modify.
+        kept = {k: v for k, v in (current or {}).items() if not k.startswith("hnsw:")}
+        self.papers.modify(metadata={**kept, "revision": revision})
+        return revision
+
+    def all_ids(self) -> list[str]:
+        """Every paper id (no documents): what the lexical index is synced against."""
+        ids: list[str] = []
+        while True:
+            batch = self.papers.get(include=[], limit=GET_BATCH, offset=len(ids))["ids"]
+            if not batch:
+                return ids
+            ids.extend(batch)
 
     def get_papers(self, ids: Sequence[str]) -> dict[str, Paper]:
         """Paper records by id (missing ids are simply absent)."""
@@ -146,8 +180,9 @@ class PaperIndex:
         return pipeline.run(documents=self._documents(papers))
 
     def _write(self, papers: Sequence[Paper], nodes: Sequence[BaseNode]) -> None:
-        for paper in papers:  # orphans of an interrupted earlier ingest
-            self.chunks.delete(where={"document_id": paper.id})
+        # Orphans of an interrupted earlier ingest. One call per batch: a where-delete
+        # scans the collection, so one per paper made large ingests quadratic.
+        self.chunks.delete(where={"document_id": {"$in": [paper.id for paper in papers]}})
         self.vector_store.add(list(nodes))
         by_paper: dict[str, list[list[float]]] = {}
         for node in nodes:
@@ -176,6 +211,9 @@ class PaperIndex:
             self._write(chunk, self._chunk_and_embed(chunk))
             if progress:
                 progress(min(start + batch, len(fresh)), len(fresh))
+        if fresh:
+            self.lexical.add(fresh)
+            self.lexical.mark_synced(self._bump_revision())
         return AddResult(added=len(fresh), duplicates=len(papers) - len(fresh))
 
     def delete_paper(self, paper_id: str) -> bool:
@@ -184,4 +222,6 @@ class PaperIndex:
             return False
         self.papers.delete(ids=[paper_id])
         self.chunks.delete(where={"document_id": paper_id})
+        self.lexical.remove([paper_id])
+        self.lexical.mark_synced(self._bump_revision())
         return True

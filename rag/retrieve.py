@@ -1,24 +1,35 @@
-"""Question → ranked papers. Chunks are searched; papers are what is returned.
+"""Question → ranked papers: dense (Chroma) and BM25 rankings, fused, at paper level.
 
-A paper's score is its best chunk's cosine similarity; its text for the LLM is
-the abstract (for long PDFs, the best-matching chunk follows the abstract).
+Why both: MiniLM finds paraphrases but blurs rare exact terms (model names,
+acronyms, chemical names); BM25 is the reverse. Each side ranks *papers*:
+dense collapses chunks to their paper by the best chunk's cosine, BM25 indexes
+one document per paper (title + abstract). The two paper rankings are fused
+(by default a sum of min-max normalised scores, which kept a paper found
+strongly by one side only near the top more often than reciprocal-rank fusion
+did; the measurements are in docs/retrieval.md), optionally reranked, and
+filtered by metadata.
 """
 
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from llama_index.core.vector_stores import VectorStoreQuery
+import numpy as np
+import torch
 
 from rag.filters import RetrievalFilters
 from rag.index import PaperIndex
 from rag.papers import Paper
+from rag.settings import Settings
 
 SNIPPET_CHARS = 240
+PUSHDOWN_MAX_IDS = 2000
+"""Filtered id sets up to this size go to Chroma as `paper_id $in`; larger ones are
+post-filtered from an over-fetched candidate list (they rarely starve it)."""
 
 
 @dataclass
@@ -46,62 +57,182 @@ class Source:
         return row if rank is None else {"rank": rank, **row}
 
 
-def _cosine(chroma_similarity: float) -> float:
-    """llama-index reports exp(-distance); with cosine space distance = 1 - cos."""
-    return 1.0 + math.log(max(chroma_similarity, 1e-12))
+@dataclass(frozen=True)
+class Allowed:
+    """Which papers filters let through: a BM25 mask and, when small enough, the id set."""
+
+    mask: np.ndarray
+    ids: frozenset[str]
 
 
-def _collapse(
-    index: PaperIndex, node_ids_texts_scores: Iterable[tuple[str, str, float]], k: int
-) -> list[Source]:
-    best: dict[str, tuple[float, str]] = {}
-    for paper_id, text, score in node_ids_texts_scores:
-        if paper_id not in best or score > best[paper_id][0]:
-            best[paper_id] = (score, text)
-    ranked = sorted(best.items(), key=lambda item: item[1][0], reverse=True)[:k]
-    papers = index.get_papers([paper_id for paper_id, _ in ranked])
+@dataclass(frozen=True)
+class Hit:
+    """One paper as ranked by one retriever."""
+
+    paper_id: str
+    score: float
+    text: str = ""  # best chunk (dense side only)
+
+
+def _allowed(index: PaperIndex, filters: RetrievalFilters | None) -> Allowed | None:
+    """Evaluate filters over the lexical index's per-paper metadata (None: no filters)."""
+    if filters is None or filters.is_empty():
+        return None
+    mask, ids = index.lexical.allowed(filters)
+    return Allowed(mask=mask, ids=ids)
+
+
+def dense_search(
+    index: PaperIndex, embedding: Sequence[float], k: int, allowed: Allowed | None = None,
+    filters: RetrievalFilters | None = None,
+) -> list[Hit]:  # fmt: skip
+    """Top-k papers for one query embedding, each scored by its best chunk's cosine."""
+    fetch = max(index.settings.chunk_candidates, 2 * k)
+    where = filters.chroma_where() if filters else None
+    if allowed is not None and filters is not None and filters.needs_metadata_scan():
+        if not allowed.ids:
+            return []
+        if len(allowed.ids) <= PUSHDOWN_MAX_IDS:
+            where = {"paper_id": {"$in": sorted(allowed.ids)}}
+        else:
+            fetch *= 4
+    result = index.chunks.query(
+        query_embeddings=[list(embedding)], n_results=fetch, where=where,
+        include=["documents", "metadatas", "distances"],
+    )  # fmt: skip
+    best: dict[str, Hit] = {}
+    for text, meta, distance in zip(
+        result["documents"][0], result["metadatas"][0], result["distances"][0]
+    ):
+        paper_id = str(meta.get("paper_id") or meta.get("document_id"))
+        if allowed is not None and paper_id not in allowed.ids:
+            continue
+        cosine = 1.0 - float(distance)
+        if paper_id not in best or cosine > best[paper_id].score:
+            best[paper_id] = Hit(paper_id, cosine, text or "")
+    return sorted(best.values(), key=lambda hit: hit.score, reverse=True)[:k]
+
+
+def lexical_search(
+    index: PaperIndex, query: str, k: int, allowed: Allowed | None = None
+) -> list[Hit]:
+    """Top-k papers by BM25 over title + abstract."""
+    mask = allowed.mask if allowed is not None else None
+    return [Hit(paper_id, score) for paper_id, score in index.lexical.search(query, k, mask)]
+
+
+def rrf(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int) -> dict[str, float]:
+    """Reciprocal-rank fusion: sum of weight / (k + rank); robust to incomparable scores."""
+    fused: dict[str, float] = {}
+    for hits, weight in zip(rankings, weights):
+        for rank, hit in enumerate(hits, start=1):
+            fused[hit.paper_id] = fused.get(hit.paper_id, 0.0) + weight / (k + rank)
+    return fused
+
+
+def score_fusion(rankings: Sequence[Sequence[Hit]], weights: Sequence[float]) -> dict[str, float]:
+    """Weighted sum of min-max normalised scores (a paper missing from a list adds 0)."""
+    fused: dict[str, float] = {}
+    for hits, weight in zip(rankings, weights):
+        if not hits:
+            continue
+        scores = [hit.score for hit in hits]
+        low, span = min(scores), (max(scores) - min(scores)) or 1.0
+        for hit in hits:
+            fused[hit.paper_id] = fused.get(hit.paper_id, 0.0) + weight * (hit.score - low) / span
+    return fused
+
+
+def fuse(dense: Sequence[Hit], lexical: Sequence[Hit], settings: Settings) -> list[Hit]:
+    """One paper ranking from two; the dense side's best chunk is kept as the text."""
+    weights = (2 * settings.dense_weight, 2 * (1 - settings.dense_weight))
+    if settings.fusion == "rrf":
+        fused = rrf((dense, lexical), weights, settings.rrf_k)
+    else:
+        fused = score_fusion((dense, lexical), weights)
+    texts = {hit.paper_id: hit.text for hit in dense}
+    ranked = sorted(fused.items(), key=lambda item: item[1], reverse=True)
+    return [Hit(paper_id, score, texts.get(paper_id, "")) for paper_id, score in ranked]
+
+
+def _rank(
+    index: PaperIndex, query: str, embedding: Sequence[float] | None, k: int,
+    filters: RetrievalFilters | None,
+) -> list[Source]:  # fmt: skip
+    settings = index.settings
+    allowed = _allowed(index, filters)
+    pool = max(settings.fusion_candidates, k)
+    if settings.rerank != "off":
+        pool = max(pool, settings.rerank_candidates)
+    mode = settings.retrieval_mode
+    dense = dense_search(index, embedding, pool, allowed, filters) if mode != "lexical" else []
+    lexical = lexical_search(index, query, pool, allowed) if mode != "dense" else []
+    ranked = fuse(dense, lexical, settings) if mode == "hybrid" else (dense or lexical)
+    if settings.rerank != "off":
+        from rag.rerank import rerank
+
+        head = ranked[: settings.rerank_candidates]
+        papers = index.get_papers([hit.paper_id for hit in head])
+        ranked = rerank(settings, query, [hit for hit in head if hit.paper_id in papers], papers)
+    ranked = ranked[:k]
+    papers = index.get_papers([hit.paper_id for hit in ranked])
     return [
-        Source(paper=papers[paper_id], score=score, best_chunk=text)
-        for paper_id, (score, text) in ranked
-        if paper_id in papers
-    ]
+        Source(paper=papers[hit.paper_id], score=hit.score,
+               best_chunk=hit.text or papers[hit.paper_id].abstract)
+        for hit in ranked
+        if hit.paper_id in papers
+    ]  # fmt: skip
 
 
-def dense_search(index: PaperIndex, embedding: Sequence[float], k: int) -> list[Source]:
-    """Top-k papers for one query embedding, by their best chunk."""
-    fetch = max(index.settings.chunk_candidates, 4 * k)
-    result = index.vector_store.query(
-        VectorStoreQuery(query_embedding=list(embedding), similarity_top_k=fetch)
-    )
-    return _collapse(
-        index,
-        (
-            (node.ref_doc_id or node.metadata.get("paper_id", ""), node.get_content(), _cosine(sim))
-            for node, sim in zip(result.nodes, result.similarities)
-        ),
-        k,
-    )
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run the query encoder with `count` intra-op threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def embed_queries(index: PaperIndex, texts: Sequence[str]) -> list[list[float]]:
+    """Query vectors, in batches (embed_batch_size), with `query_threads` torch threads."""
+    with _torch_threads(index.settings.query_threads):
+        return index.embedder.get_text_embedding_batch(list(texts))
+
+
+def _ready(index: PaperIndex) -> bool:
+    """Bring the lexical side in step with Chroma (cheap when it is); False if empty."""
+    index.lexical.sync_with(index)
+    return index.lexical.count() > 0
 
 
 def retrieve(
     index: PaperIndex, query: str, k: int | None = None, filters: RetrievalFilters | None = None
 ) -> list[Source]:
-    """The top-k papers for a question (empty list on an empty index).
-
-    `filters` is accepted but not applied yet: the hybrid-retrieval work adds it.
-    """
-    if index.chunk_count() == 0 or not query.strip():
+    """The top-k papers for a question (empty list on an empty index or blank query)."""
+    if not query.strip() or not _ready(index):
         return []
-    embedding = index.embedder.get_query_embedding(query)
-    return dense_search(index, embedding, k or index.settings.top_k)
+    embedding = None
+    if index.settings.retrieval_mode != "lexical":
+        embedding = embed_queries(index, [query])[0]
+    return _rank(index, query, embedding, k or index.settings.top_k, filters)
 
 
 def retrieve_batch(
-    index: PaperIndex, queries: Sequence[tuple[str, str]], k: int
-) -> dict[str, list[Source]]:
+    index: PaperIndex, queries: Sequence[tuple[str, str]], k: int,
+    filters: RetrievalFilters | None = None,
+) -> dict[str, list[Source]]:  # fmt: skip
     """Rank papers for many (query_id, text) pairs, embedding the texts in batches."""
-    embeddings = index.embedder.get_text_embedding_batch([text for _, text in queries])
-    return {qid: dense_search(index, emb, k) for (qid, _), emb in zip(queries, embeddings)}
+    if not queries or not _ready(index):
+        return {qid: [] for qid, _ in queries}
+    embeddings: list[list[float] | None] = [None] * len(queries)
+    if index.settings.retrieval_mode != "lexical":
+        embeddings = embed_queries(index, [text for _, text in queries])
+    return {
+        qid: _rank(index, text, embedding, k, filters)
+        for (qid, text), embedding in zip(queries, embeddings)
+    }
 
 
 def read_queries(path: Path) -> list[tuple[str, str]]:
@@ -129,4 +260,3 @@ def trec_run_lines(results: dict[str, list[Source]], tag: str) -> list[str]:
 
 def sources_json(sources: Sequence[Source]) -> list[dict]:
     return [source.as_json(rank) for rank, source in enumerate(sources, start=1)]
-

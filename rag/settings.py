@@ -95,6 +95,38 @@ class Settings(BaseSettings):
         description="Chunks fetched from Chroma before collapsing to papers; must exceed top_k "
         "so papers with several chunks do not crowd others out.",
     )
+    retrieval_mode: Literal["hybrid", "dense", "lexical"] = Field(
+        default="hybrid",
+        description="'hybrid' fuses dense (Chroma) and BM25 rankings; 'dense' or 'lexical' use "
+        "one retriever alone (for comparison and benchmarks).",
+    )
+    fusion: Literal["rrf", "score"] = Field(
+        default="score",
+        description="How hybrid mode fuses the two rankings: 'score' (weighted sum of min-max "
+        "normalised scores) or 'rrf' (reciprocal-rank fusion). 'score' measured best on the "
+        "claim-like and seed dev sets; see docs/retrieval.md.",
+    )
+    rrf_k: int = Field(default=60, description="Rank offset k of reciprocal-rank fusion.")
+    dense_weight: float = Field(
+        default=0.5,
+        description="Weight of the dense side in fusion (BM25 gets 1 - weight); 0.5 is neutral.",
+    )
+    fusion_candidates: int = Field(
+        default=50, description="Papers each retriever contributes before fusion."
+    )
+    query_threads: int = Field(
+        default=1,
+        description="Torch threads while embedding queries. One short query gains nothing from "
+        "more, and on a busy 2-core machine two threads were ~10x slower (spin contention).",
+    )
+    rerank: str = Field(
+        default="off",
+        description="Optional reranking of the fused candidates: 'off', or the directory of a "
+        "sentence-transformers CrossEncoder (local path; nothing is downloaded).",
+    )
+    rerank_candidates: int = Field(
+        default=20, description="Fused candidates the reranker rescores (when rerank is on)."
+    )
 
     # --- answering ----------------------------------------------------------------
     llm: LlmMode = Field(

@@ -1,0 +1,1 @@
+"""Benchmark scripts: retrieval quality (nDCG, recall) and latency. Not part of the library."""
