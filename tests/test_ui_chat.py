@@ -101,3 +101,11 @@ def test_unexpected_failure_is_reported_and_the_handler_ends(
 def test_blank_question_adds_nothing(seed_index, seed_settings, blank):
     messages, _, turns, *_ = final(ChatTab(seed_settings, seed_index), blank)
     assert messages == [] and turns == []
+
+
+def test_a_filter_excluding_every_paper_leaves_no_sources(seed_index, seed_settings):
+    tab = ChatTab(seed_settings, seed_index)
+    values = (5, "extractive", "", "", "", 2100, None, "", "", False)
+    messages, sources, turns, *_ = final(tab, QUESTION, values=values)
+    assert turns[0].sources == [] and turns[0].abstained
+    assert "cite-chip" not in messages[-1]["content"] and "No sources cited" in sources
