@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--host", help="bind address (default 127.0.0.1)")
     chat.add_argument("--port", type=int, help="port (default 7860)")
     chat.add_argument(
+        "--auth", type=Path, metavar="FILE",
+        help="user:password lines required to log in (env RAG_UI_USERS also works)",
+    )  # fmt: skip
+    chat.add_argument(
+        "--no-auth", action="store_true",
+        help="allow binding a non-loopback address without logins (trusted networks only)",
+    )  # fmt: skip
+    chat.add_argument(
         "--no-bundled-corpus", action="store_true",
         help="do not ingest the bundled corpus into an empty index",
     )  # fmt: skip
@@ -247,10 +255,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from ui.app import launch
+    from ui.auth import check_bind, load_users
 
     settings = _settings(args)
-    launch(settings, ingest_bundled=not args.no_bundled_corpus)
+    users = load_users(settings, args.auth)
+    check_bind(settings.host, users, args.no_auth)
+    from ui.app import launch  # gradio is slow to import: only once the flags are valid
+
+    launch(settings, users=users, ingest_bundled=not args.no_bundled_corpus)
     return EXIT_OK
 
 

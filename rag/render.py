@@ -1,34 +1,158 @@
-"""Render an AnswerResult for people: HTML for the chat UI (CLI prints plain text).
+"""Render an AnswerResult for people: HTML for the chat UI, plain text for copying.
 
-Citation markers become chips linking to the source cards (`#src-<n>`), so a
-reader can jump from a claim to the paper that supports it.
+Citation markers become chips linking to the source cards (`#src-<turn>-<n>`),
+so a reader can jump from a claim to the paper that supports it. Cards carry
+the turn number because a chat shows several answers whose sources are all
+numbered from 1. When the answer carries per-sentence support (`sentences`,
+added by the answer-verification stage), each sentence gets a support dot and
+the cited abstract highlights the evidence sentence; without it the same HTML
+is produced minus those marks.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from rag.answer import AnswerResult, SourceRecord
 from rag.citations import MARKER, marker_numbers
 
+SUPPORT_LEVELS = ((0.66, "high"), (0.33, "mid"), (0.0, "low"))
+"""Support score → CSS level; thresholds split [0, 1] in thirds."""
 
-def answer_html(result: AnswerResult) -> str:
-    """Answer text with each [n] turned into clickable citation chips."""
 
-    def chip(match: re.Match) -> str:
-        numbers = marker_numbers(match.group(1))
-        return " " + "".join(
-            f'<a class="cite-chip" href="#src-{n}" data-cite="{n}">{n}</a>' for n in numbers
+@dataclass(frozen=True)
+class SentenceSupport:
+    """One answer sentence and how well the abstracts it cites support it."""
+
+    text: str
+    citations: list[int]
+    support: float | None  # None: the sentence cites nothing, so there is nothing to check
+    evidence: str
+    evidence_source: int | None = None  # the source the evidence sentence comes from
+    supported: bool | None = None  # the answer stage's verdict (its own threshold)
+
+    @property
+    def level(self) -> str:
+        """CSS level: the stage's verdict wins (unsupported is always 'low')."""
+        if self.supported is False:
+            return "low"
+        level = support_level(self.support or 0.0)
+        return "mid" if self.supported and level == "low" else level
+
+    def backs(self, n: int) -> bool:
+        """Whether this sentence's support was measured against source n."""
+        return (
+            self.evidence_source == n if self.evidence_source is not None else n in self.citations
         )
 
-    escaped = html.escape(result.answer, quote=False)
-    body = MARKER.sub(chip, escaped)
+
+def sentence_supports(result: AnswerResult) -> list[SentenceSupport]:
+    """`result.sentences` as typed records; [] when the answer stage did not provide them.
+
+    Items may be dicts or objects (the field's exact type belongs to the answer stage).
+    """
+
+    def field(item: Any, name: str, default: Any = None) -> Any:
+        value = item.get(name, default) if isinstance(item, dict) else getattr(item, name, default)
+        return default if value is None else value
+
+    return [
+        SentenceSupport(
+            text=str(field(item, "text", "")),
+            citations=[int(n) for n in field(item, "citations", [])],
+            support=None if field(item, "support") is None else float(field(item, "support")),
+            evidence=str(field(item, "evidence", "")),
+            evidence_source=field(item, "evidence_source"),
+            supported=field(item, "supported"),
+        )
+        for item in getattr(result, "sentences", None) or []
+    ]
+
+
+def support_level(support: float) -> str:
+    return next(name for threshold, name in SUPPORT_LEVELS if support >= threshold)
+
+
+MARKDOWN_SPECIALS = str.maketrans({c: f"&#{ord(c)};" for c in "*_`$~\\#|"})
+"""Characters the chat's Markdown/LaTeX renderer would act on, as HTML entities."""
+
+
+def escape_text(text: str) -> str:
+    """Model or abstract text, shown literally: no HTML, and no Markdown or LaTeX either.
+
+    The chat renders messages as Markdown with math, so `p_1 and p_2` would turn
+    italic and `$x$` into a formula unless those characters are entities.
+    """
+    return html.escape(text, quote=False).translate(MARKDOWN_SPECIALS)
+
+
+def _chips(text: str, turn: int) -> str:
+    """Escape `text` and turn each [n] marker into chips pointing at this turn's cards."""
+
+    def chip(match: re.Match) -> str:
+        return " " + "".join(
+            f'<a class="cite-chip" href="#src-{turn}-{n}" data-turn="{turn}" data-cite="{n}">{n}</a>'
+            for n in marker_numbers(match.group(1))
+        )
+
+    return MARKER.sub(chip, escape_text(text))
+
+
+def _support_dot(sentence: SentenceSupport) -> str:
+    if sentence.support is None:
+        return ""
+    verdict = {True: "supported", False: "not supported", None: "support"}[sentence.supported]
+    return (
+        f'<span class="support-dot support-{sentence.level}" data-support="{sentence.support:.2f}" '
+        f'title="{verdict} by the cited abstract ({sentence.support:.2f})"></span>'
+    )
+
+
+def answer_html(result: AnswerResult, turn: int = 0) -> str:
+    """Answer text with each [n] turned into chips; a support dot per sentence when known."""
+    sentences = sentence_supports(result)
+    if sentences:
+        body = " ".join(
+            f'<span class="answer-sentence">{_chips(s.text, turn)}{_support_dot(s)}</span>'
+            for s in sentences
+        )
+    else:
+        body = _chips(result.answer, turn)
     notes = "".join(f'<div class="answer-note">{html.escape(note)}</div>' for note in result.notes)
-    return f'<div class="answer">{body}</div>{notes}'
+    return f'<div class="answer" data-turn="{turn}">{body}</div>{notes}'
 
 
-def source_card(source: SourceRecord) -> str:
+def _normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def highlight_evidence(abstract: str, evidence: Iterable[str]) -> str:
+    """Escaped abstract with each evidence sentence found in it wrapped in <mark>."""
+    text = html.escape(_normalise(abstract), quote=False)
+    for sentence in evidence:
+        needle = html.escape(_normalise(sentence), quote=False)
+        if needle and needle in text and f'<mark class="evidence">{needle}' not in text:
+            text = text.replace(needle, f'<mark class="evidence">{needle}</mark>', 1)
+    return text
+
+
+def _source_support(
+    sentences: Sequence[SentenceSupport], n: int
+) -> tuple[SentenceSupport | None, list[str]]:
+    """The best-supported sentence measured against source n, and its evidence sentences."""
+    backed = [s for s in sentences if s.backs(n) and s.support is not None]
+    if not backed:
+        return None, []
+    return max(backed, key=lambda s: s.support or 0.0), [s.evidence for s in backed if s.evidence]
+
+
+def source_card(
+    source: SourceRecord, turn: int = 0, sentences: Sequence[SentenceSupport] = ()
+) -> str:
     title = html.escape(source.title)
     link = (
         f'<a href="{html.escape(source.url)}" target="_blank" rel="noopener">{html.escape(source.paper_id)}</a>'
@@ -38,26 +162,62 @@ def source_card(source: SourceRecord) -> str:
     meta = " · ".join(
         part for part in (str(source.year or ""), html.escape(source.authors[:160])) if part
     )
+    best, evidence = _source_support(sentences, source.n)
+    meter = (
+        f'<span class="support-badge support-{best.level}">support {best.support:.2f}</span>'
+        if best is not None
+        else ""
+    )
     return (
-        f'<div class="source-card" id="src-{source.n}" data-n="{source.n}">'
-        f'<div class="source-title"><span class="source-n">[{source.n}]</span> {title}</div>'
+        f'<div class="source-card" id="src-{turn}-{source.n}" data-turn="{turn}" data-n="{source.n}">'
+        f'<div class="source-title"><span class="source-n">[{source.n}]</span> {title} {meter}</div>'
         f'<div class="source-meta">{link}{" · " + meta if meta else ""} · score {source.score:.3f}</div>'
-        f'<div class="source-abstract">{html.escape(source.abstract)}</div></div>'
+        f'<div class="source-abstract">{highlight_evidence(source.abstract, evidence)}</div></div>'
     )
 
 
-def sources_html(result: AnswerResult) -> str:
-    """Cited papers first as full cards; other retrieved papers listed below."""
+def sources_html(result: AnswerResult, turn: int = 0, hidden: bool = False) -> str:
+    """One turn's sources: cited papers as full cards, other retrieved papers listed below."""
+    sentences = sentence_supports(result)
     cited = [source for source in result.sources if source.cited]
     others = [source for source in result.sources if not source.cited]
-    parts = ["<h4>Cited sources</h4>"] + [source_card(s) for s in cited] if cited else [
-        "<p>No sources cited.</p>"
-    ]
+    parts = [f'<section class="turn-sources" data-turn="{turn}"{" hidden" if hidden else ""}>']
+    if cited:
+        parts.append("<h4>Cited sources</h4>")
+        parts.extend(source_card(source, turn, sentences) for source in cited)
+    else:
+        parts.append("<p>No sources cited.</p>")
     if others:
-        parts.append("<h4>Also retrieved</h4><ul class='uncited'>")
+        parts.append("<h4>Also retrieved (not cited)</h4><ul class='uncited'>")
         parts.extend(
-            f"<li>[{s.n}] {html.escape(s.title)} <small>({html.escape(s.paper_id)})</small></li>"
+            f"<li>[{s.n}] {html.escape(s.title)} <small>({html.escape(s.paper_id)}"
+            f"{', ' + str(s.year) if s.year else ''})</small></li>"
             for s in others
         )
         parts.append("</ul>")
+    parts.append("</section>")
     return "".join(parts)
+
+
+def chat_sources_html(results: Sequence[AnswerResult]) -> str:
+    """Sources of every turn of a chat; only the latest is visible until a chip selects another."""
+    if not results:
+        return '<p class="sources-empty">Sources of the answer appear here.</p>'
+    latest = len(results) - 1
+    return "".join(
+        sources_html(result, turn, hidden=turn != latest) for turn, result in enumerate(results)
+    )
+
+
+def plain_text(result: AnswerResult) -> str:
+    """The answer and its reference list as plain text: what "Copy answer" puts on the clipboard."""
+    lines = [result.answer.strip()]
+    cited = [source for source in result.sources if source.cited]
+    if cited:
+        lines.append("")
+        lines.append("References")
+        for source in cited:
+            link = f" {source.url}" if source.url else ""
+            year = f", {source.year}" if source.year else ""
+            lines.append(f"[{source.n}] {source.title} ({source.paper_id}{year}){link}")
+    return "\n".join(lines)

@@ -245,6 +245,23 @@ class Settings(BaseSettings):
     # --- UI -------------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the chat UI binds to.")
     port: int = Field(default=7860, description="Port of the chat UI.")
+    ui_users: SecretStr | None = Field(
+        default=None,
+        description="Chat UI logins as comma-separated user:password pairs (env RAG_UI_USERS); "
+        "`rag chat --auth FILE` reads the same pairs one per line. Required to bind a "
+        "non-loopback address unless --no-auth is given.",
+    )
+    ui_max_upload_mb: int = Field(
+        default=50, description="Largest file (MB) the Corpus tab accepts for upload."
+    )
+    ui_concurrency: int = Field(
+        default=2,
+        description="Answers the chat UI computes at once (Gradio queue); further requests wait. "
+        "Ingest, delete and eval runs are always one at a time.",
+    )
+    ui_queue_size: int = Field(
+        default=32, description="Requests that may wait in the UI queue before new ones are refused."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,53 @@
+"""Corpus-tab logic without a browser: upload checks, listing, search, statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rag.papers import Paper
+from ui.corpus import check_upload, corpus_stats, paper_rows
+
+PAPERS = [
+    Paper("2101.1", "Quantile Aggregation", "abs", authors="Ann Lee", year=2021, categories="stat.ML cs.LG", source="/x/a.jsonl"),
+    Paper("t-2", "Model Soups", "abs", authors="Bo Chen", year=2022, categories="cs.LG", source="/x/a.jsonl"),
+    Paper("t-3", "Undated Notes", "abs"),
+]  # fmt: skip
+
+
+def test_check_upload_accepts_supported_types_within_the_size_limit(tmp_path):
+    for name in ("a.jsonl", "b.JSONL.GZ", "c.pdf", "d.csv", "e.txt"):
+        (tmp_path / name).write_bytes(b"x" * 10)
+        assert check_upload(tmp_path / name, max_mb=1) is None
+
+
+def test_check_upload_refuses_wrong_type_and_oversize(tmp_path):
+    (tmp_path / "slides.pptx").write_bytes(b"x")
+    assert "slides.pptx: unsupported type" in check_upload(tmp_path / "slides.pptx", max_mb=1)
+    (tmp_path / "big.jsonl").write_bytes(b"x" * 2_100_000)
+    assert (
+        check_upload(tmp_path / "big.jsonl", max_mb=2)
+        == "big.jsonl: 2.1 MB is over the 2 MB upload limit"
+    )
+
+
+def test_paper_rows_search_id_title_and_authors_case_insensitively():
+    assert [row[0] for row in paper_rows(PAPERS)] == ["2101.1", "t-2", "t-3"]
+    assert [row[0] for row in paper_rows(PAPERS, "soups")] == ["t-2"]
+    assert [row[0] for row in paper_rows(PAPERS, "ANN LEE")] == ["2101.1"]
+    assert [row[0] for row in paper_rows(PAPERS, "t-3")] == ["t-3"]
+    assert paper_rows(PAPERS, limit=2)[-1][0] == "t-2"
+    assert paper_rows(PAPERS)[0][5] == "a.jsonl" and paper_rows(PAPERS)[2][2] == ""
+
+
+def test_corpus_stats_on_a_real_index(seed_index):
+    papers = list(seed_index.iter_papers())
+    text = corpus_stats(seed_index, papers)
+    assert f"**{seed_index.paper_count()}** papers" in text
+    assert f"**{seed_index.chunk_count()}** chunks" in text
+    assert Path(papers[0].source).name in text
+
+
+def test_corpus_stats_counts_years_and_categories(seed_index):
+    text = corpus_stats(seed_index, PAPERS)
+    assert "years 2021–2022 (2 papers dated)" in text
+    assert "cs.LG (2), stat.ML (1)" in text

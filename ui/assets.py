@@ -1,0 +1,65 @@
+"""The page's CSS and the one script it needs (citation chips → source cards).
+
+Gradio 6 takes both at launch(); the script listens on the document so it keeps
+working when Gradio re-renders the chat and the sources panel.
+"""
+
+CSS = """
+.cite-chip { display:inline-block; min-width:1.4em; padding:0 .35em; margin:0 .1em;
+  border-radius:.7em; background:#2563eb; color:#fff !important; font-size:.8em; line-height:1.4;
+  text-align:center; text-decoration:none !important; cursor:pointer; }
+.cite-chip:hover { background:#1d4ed8; }
+.source-card { border:1px solid #d0d7de; border-radius:8px; padding:.6em; margin:.5em 0;
+  transition: box-shadow .3s, border-color .3s; }
+.source-card.highlight { border-color:#2563eb; box-shadow:0 0 0 3px #93c5fd; }
+.source-title { font-weight:600; } .source-meta { font-size:.85em; color:#57606a; }
+.source-abstract { font-size:.9em; margin-top:.3em; }
+.source-abstract mark.evidence { background:#fef08a; padding:0 .1em; border-radius:2px; }
+.answer-note { font-size:.85em; color:#9a6700; margin-top:.4em; }
+.support-dot { display:inline-block; width:.6em; height:.6em; border-radius:50%; margin-left:.25em;
+  vertical-align:middle; }
+.support-high { background:#16a34a; } .support-mid { background:#eab308; }
+.support-low { background:#dc2626; }
+.support-badge { font-size:.75em; font-weight:500; color:#fff; border-radius:.6em;
+  padding:0 .45em; margin-left:.3em; }
+ul.uncited { font-size:.9em; padding-left:1.2em; }
+#sources-panel { max-height: 640px; overflow-y: auto; }
+.turn-sources[hidden] { display:none; }
+"""
+
+HEAD = """
+<script>
+(() => {
+  function showSource(turn, n) {
+    document.querySelectorAll('.turn-sources').forEach((section) => {
+      section.hidden = section.dataset.turn !== turn;
+    });
+    const card = document.getElementById(`src-${turn}-${n}`);
+    if (!card) return;
+    document.querySelectorAll('.source-card.highlight').forEach((c) => c.classList.remove('highlight'));
+    card.classList.add('highlight');
+    card.scrollIntoView({behavior: 'smooth', block: 'center'});
+  }
+  document.addEventListener('click', (event) => {
+    const chip = event.target.closest && event.target.closest('a.cite-chip');
+    if (!chip) return;
+    event.preventDefault();
+    event.stopPropagation();
+    showSource(chip.dataset.turn, chip.dataset.cite);
+  }, true);
+})();
+</script>
+"""
+
+COPY_JS = """
+(text) => {
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text);
+  } else {
+    const area = document.createElement('textarea');
+    area.value = text; document.body.appendChild(area); area.select();
+    document.execCommand('copy'); area.remove();
+  }
+  return text;
+}
+"""
