@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from rag.citations import validate_citations
@@ -164,10 +165,13 @@ class Answerer:
             self.index.embedder.get_query_embedding(query), sources, embed
         )  # fmt: skip
         best = max((item.score for item in scored), default=0.0)
-        if not weakness and best < self.settings.extractive_min_score:
-            weakness = (f"no source sentence is close to the question (best {best:.2f} < "
-                        f"{self.settings.extractive_min_score:.2f}): the sources do not "
-                        "answer it.")  # fmt: skip
+        sentence_floor = self.settings.extractive_min_score
+        if not weakness and best < sentence_floor:
+            if self.title_match(query, sources) >= self.settings.abstain_title_match:
+                sentence_floor = 0.0  # on topic by title: quote its closest sentences
+            else:
+                weakness = (f"no source sentence is close to the question (best {best:.2f} < "
+                            f"{sentence_floor:.2f}): the sources do not answer it.")  # fmt: skip
         timer.lap("evidence")
         if weakness:
             yield SENTINEL
@@ -176,7 +180,7 @@ class Answerer:
             yield result
             return
         if self.mode == "extractive":
-            text, abstained = self._extractive(scored)
+            text, abstained = self._extractive(scored, sentence_floor)
             timer.lap("generate")
             yield text
             yield self._result(
@@ -233,8 +237,10 @@ class Answerer:
         checks run before sentence scoring and generation, so off-topic questions
         cost neither."""
         s = self.settings
-        if sources[0].score < s.abstain_min_retrieval:
-            return (f"best match scored {sources[0].score:.2f}, below the abstention threshold "
+        similarities = [source.similarity for source in sources if source.similarity is not None]
+        best = max(similarities, default=None)  # None: BM25-only retrieval, no cosine to judge
+        if best is not None and best < s.abstain_min_retrieval:
+            return (f"best match scored {best:.2f}, below the abstention threshold "
                     f"{s.abstain_min_retrieval:.2f}: the sources are too weak to "
                     "answer.")  # fmt: skip
         coverage = question_coverage(
@@ -270,11 +276,18 @@ class Answerer:
         condensed = lines[0] if lines else ""
         return condensed if 3 <= len(condensed) <= 300 else fallback
 
-    def _extractive(self, scored: list[ScoredSentence]) -> tuple[str, bool]:
+    def _extractive(
+        self, scored: list[ScoredSentence], min_score: float | None = None
+    ) -> tuple[str, bool]:
         s = self.settings
-        return extractive_answer(
-            scored, s.extractive_sentences, s.extractive_min_score, s.extractive_margin
-        )
+        floor = s.extractive_min_score if min_score is None else min_score
+        return extractive_answer(scored, s.extractive_sentences, floor, s.extractive_margin)
+
+    def title_match(self, query: str, sources: list[Source]) -> float:
+        """Best cosine between the question and a retrieved paper's title."""
+        embedder = self.index.embedder
+        titles = np.asarray(embedder.get_text_embedding_batch([s.paper.title for s in sources]))
+        return float(np.max(titles @ np.asarray(embedder.get_query_embedding(query))))
 
     def _result(
         self,

@@ -40,8 +40,11 @@ class Source:
     """A retrieved paper, as shown to the LLM and to the reader."""
 
     paper: Paper
-    score: float
+    score: float  # ranking score: fused scores are only comparable within one query
     best_chunk: str
+    similarity: float | None = None
+    """Cosine between question and paper (dense side): comparable across questions, so
+    abstention thresholds use it; None when only BM25 found the paper."""
 
     @property
     def snippet(self) -> str:
@@ -223,9 +226,11 @@ def _rank(
         ranked = rerank(settings, query, [hit for hit in head if hit.paper_id in papers], papers)
     ranked = ranked[:k]
     papers = index.get_papers([hit.paper_id for hit in ranked])
+    cosine = {hit.paper_id: hit.score for hit in dense}
     return [
         Source(paper=papers[hit.paper_id], score=hit.score,
-               best_chunk=hit.text or papers[hit.paper_id].abstract)
+               best_chunk=hit.text or papers[hit.paper_id].abstract,
+               similarity=cosine.get(hit.paper_id))
         for hit in ranked
         if hit.paper_id in papers
     ]  # fmt: skip

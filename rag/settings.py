@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         description="Abstain without generating when the best retrieved paper's cosine is below "
         "this (retrieval evidence too weak; calibrated, see docs/answers.md).",
     )
+    abstain_title_match: float = Field(
+        default=0.5,
+        description="A question whose cosine to a retrieved paper's title reaches this is on "
+        "topic even when no single abstract sentence is close ('What is X?' for paper X), so "
+        "the sentence gate does not abstain. Calibrated on bench/answers_dev.jsonl: the "
+        "unanswerable questions' best title cosine is at most 0.41.",
+    )
     abstain_min_coverage: float = Field(
         default=0.1,
         description="Abstain without generating when fewer than this share of the question's "

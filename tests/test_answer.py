@@ -97,6 +97,14 @@ def test_extractive_answer_is_cited_and_supported(seed_index, tmp_path):
     assert result.query == result.question
 
 
+def test_question_naming_a_paper_is_answered_from_it(seed_index, tmp_path):
+    """'What is X?' for paper X: no abstract sentence is close enough, but its title is."""
+    settings = make_settings(tmp_path, llm="extractive")
+    result = Answerer(seed_index, settings).ask("What is population based training?")
+    assert not result.abstained
+    assert result.citations[0].title == "Population Based Training of Neural Networks"
+
+
 def test_sentinel_from_the_llm_means_abstained(small_index, tmp_path):
     with StubLLM(lambda messages: SENTINEL) as stub:
         result = answerer_for(small_index, stub, tmp_path).ask(QUESTION)

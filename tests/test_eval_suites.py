@@ -32,7 +32,7 @@ STOPWORDS = set(
 @pytest.fixture(scope="module")
 def corpus() -> dict[str, Paper]:
     papers: dict[str, Paper] = {}
-    for path in expand_paths([BUNDLED_CORPUS]):
+    for path in expand_paths([BUNDLED_CORPUS])[0]:
         for paper in parse_file(path).papers:
             papers.setdefault(paper.id, paper)
     return papers
