@@ -25,8 +25,7 @@ from rag.context import build_prompt
 from rag.filters import RetrievalFilters
 from rag.extractive import ScoredSentence, extractive_answer, score_sentences
 from rag.index import PaperIndex
-from rag.llm import ChatModel
-from rag.local_llm import ensure_local_server
+from rag.llm import ChatModel, connect_chat_model, resolve_mode
 from rag.prompts import SENTINEL, load_prompt
 from rag.retrieve import Source, retrieve
 from rag.settings import Settings
@@ -92,13 +91,6 @@ class _Timer:
         self._start = now
 
 
-def resolve_mode(settings: Settings) -> str:
-    """'auto' means: a configured endpoint if there is one, else extractive."""
-    if settings.llm != "auto":
-        return settings.llm
-    return "openai" if settings.openai_base_url or settings.openai_api_key else "extractive"
-
-
 class Answerer:
     """Answers questions over one index with one settings object."""
 
@@ -109,20 +101,7 @@ class Answerer:
 
     @cached_property
     def chat_model(self) -> ChatModel:
-        s = self.settings
-        common = dict(
-            timeout_s=s.llm_timeout_s, max_retries=s.llm_max_retries,
-            max_tokens=s.max_answer_tokens, temperature=s.temperature,
-        )  # fmt: skip
-        if self.mode == "local":
-            server = ensure_local_server(s)
-            return ChatModel.connect(
-                server.base_url, None, server.model, f"local:{server.model}", **common
-            )
-        key = s.openai_api_key.get_secret_value() if s.openai_api_key else None
-        return ChatModel.connect(
-            s.openai_base_url, key, s.openai_model, f"openai:{s.openai_model}", **common
-        )
+        return connect_chat_model(self.settings, self.mode)
 
     @property
     def context_window(self) -> int:

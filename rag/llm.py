@@ -14,6 +14,8 @@ import httpx2
 import openai
 from openai import OpenAI
 
+from rag.settings import Settings
+
 
 class LLMError(RuntimeError):
     """The LLM endpoint failed in a way the user must fix or wait out (one line)."""
@@ -72,6 +74,35 @@ class ChatModel:
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> str:
         return "".join(self.stream(messages, max_tokens))
+
+
+def resolve_mode(settings: Settings) -> str:
+    """'auto' means: a configured endpoint if there is one, else extractive."""
+    if settings.llm != "auto":
+        return settings.llm
+    return "openai" if settings.openai_base_url or settings.openai_api_key else "extractive"
+
+
+def connect_chat_model(settings: Settings, mode: str, max_tokens: int | None = None) -> ChatModel:
+    """The configured generator for `mode` ('local' starts or reuses the llama.cpp server)."""
+    common = dict(
+        timeout_s=settings.llm_timeout_s, max_retries=settings.llm_max_retries,
+        max_tokens=max_tokens or settings.max_answer_tokens, temperature=settings.temperature,
+    )  # fmt: skip
+    if mode == "local":
+        from rag.local_llm import ensure_local_server
+
+        server = ensure_local_server(settings)
+        return ChatModel.connect(
+            server.base_url, None, server.model, f"local:{server.model}", **common
+        )
+    if mode != "openai":
+        raise LLMError(f"no LLM configured (llm={settings.llm}): use --llm local or openai")
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return ChatModel.connect(
+        settings.openai_base_url, key, settings.openai_model, f"openai:{settings.openai_model}",
+        **common,
+    )
 
 
 def describe_error(exc: openai.APIError, base_url: str, model: str) -> str:

@@ -121,8 +121,9 @@ class Settings(BaseSettings):
     )
     rerank: str = Field(
         default="off",
-        description="Optional reranking of the fused candidates: 'off', or the directory of a "
-        "sentence-transformers CrossEncoder (local path; nothing is downloaded).",
+        description="Optional reranking of the fused candidates: 'off', the directory of a "
+        "sentence-transformers CrossEncoder (local path; nothing is downloaded), or 'llm' "
+        "(the configured LLM orders the candidates listwise; prompt prompts/rerank.md).",
     )
     rerank_candidates: int = Field(
         default=20, description="Fused candidates the reranker rescores (when rerank is on)."
