@@ -29,7 +29,8 @@ from eval.loaders import (
     load_beir,
     load_gold_suite,
 )
-from rag.answer import AnswerResult, Answerer, resolve_mode
+from rag.answer import AnswerResult, Answerer
+from rag.llm import resolve_mode
 from rag.embedder import embedder_label
 from rag.index import PaperIndex
 from rag.local_llm import bundled_model_path

@@ -8,13 +8,14 @@ limits, upload limit, logins) taken from `Settings`.
 from __future__ import annotations
 
 import sys
+import threading
 
 import gradio as gr
 
 import rag  # noqa: F401  (offline environment first)
-from rag.answer import resolve_mode
 from rag.index import PaperIndex
 from rag.ingest import ingest_paths
+from rag.llm import resolve_mode
 from rag.settings import BUNDLED_CORPUS, Settings
 from ui.assets import CSS, HEAD
 from ui.auth import Users
@@ -65,6 +66,8 @@ def launch(
     if ingest_bundled:
         ensure_corpus(index)
     app = build_app(settings, index)
+    # Load the embedding model while the server comes up, not on the first question.
+    threading.Thread(target=lambda: index.embedder, name="warm-embedder", daemon=True).start()
     eval_runs = settings.state_dir / "ui-eval"
     eval_runs.mkdir(parents=True, exist_ok=True)
     app.queue(default_concurrency_limit=settings.ui_concurrency, max_size=settings.ui_queue_size)
