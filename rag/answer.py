@@ -91,6 +91,14 @@ class _Timer:
         self._start = now
 
 
+def title_match(
+    query_vector: Sequence[float], sources: list[Source], embed: CachedEmbedder
+) -> float:
+    """Best cosine between the question and a retrieved paper's title."""
+    titles = np.asarray(embed([source.paper.title for source in sources]))
+    return float(np.max(titles @ np.asarray(query_vector, dtype=np.float32)))
+
+
 class Answerer:
     """Answers questions over one index with one settings object."""
 
@@ -140,13 +148,12 @@ class Answerer:
             yield self._result(question, query, message, [], True, self.mode, timer, embed)
             return
         weakness = self.weak_retrieval(query, sources)
-        scored = [] if weakness else score_sentences(
-            self.index.embedder.get_query_embedding(query), sources, embed
-        )  # fmt: skip
+        query_vector = [] if weakness else self.index.embedder.get_query_embedding(query)
+        scored = [] if weakness else score_sentences(query_vector, sources, embed)
         best = max((item.score for item in scored), default=0.0)
         sentence_floor = self.settings.extractive_min_score
         if not weakness and best < sentence_floor:
-            if self.title_match(query, sources) >= self.settings.abstain_title_match:
+            if title_match(query_vector, sources, embed) >= self.settings.abstain_title_match:
                 sentence_floor = 0.0  # on topic by title: quote its closest sentences
             else:
                 weakness = (f"no source sentence is close to the question (best {best:.2f} < "
@@ -261,12 +268,6 @@ class Answerer:
         s = self.settings
         floor = s.extractive_min_score if min_score is None else min_score
         return extractive_answer(scored, s.extractive_sentences, floor, s.extractive_margin)
-
-    def title_match(self, query: str, sources: list[Source]) -> float:
-        """Best cosine between the question and a retrieved paper's title."""
-        embedder = self.index.embedder
-        titles = np.asarray(embedder.get_text_embedding_batch([s.paper.title for s in sources]))
-        return float(np.max(titles @ np.asarray(embedder.get_query_embedding(query))))
 
     def _result(
         self,
