@@ -43,7 +43,7 @@ def load_cross_encoder(path: str) -> "CrossEncoder":
 def rerank(
     settings: Settings, query: str, hits: Sequence["Hit"], papers: Mapping[str, Paper]
 ) -> list["Hit"]:
-    """The same hits, reordered and rescored by the cross-encoder (best first)."""
+    """The same hits, reordered and rescored by the cross-encoder or the LLM (best first)."""
     from rag.retrieve import Hit
 
     if not hits:
