@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,9 +32,21 @@ def embedder_label(name: str) -> str:
     return "all-MiniLM-L6-v2 (bundled)" if name == BUNDLED else str(resolve_model_path(name))
 
 
-@lru_cache(maxsize=4)
+_LOADING = threading.Lock()
+
+
 def load_embedder(name: str, batch_size: int) -> "HuggingFaceEmbedding":
-    """Load once per process: model start-up (~2 s) dominates a warm query otherwise."""
+    """Load once per process: model start-up (~2 s) dominates a warm query otherwise.
+
+    The UI warms the model up in a background thread; the lock makes a question
+    that arrives meanwhile wait for that load instead of starting a second one.
+    """
+    with _LOADING:
+        return _load_embedder(name, batch_size)
+
+
+@lru_cache(maxsize=4)
+def _load_embedder(name: str, batch_size: int) -> "HuggingFaceEmbedding":
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
     return HuggingFaceEmbedding(
