@@ -1,8 +1,10 @@
 """Answer cache: metrics can be recomputed without regenerating answers.
 
 The key is everything an answer depends on: the question and its filters, the
-answer-relevant settings, the prompt hashes, the model and the indexed corpus.
-Change any of them and the answer is generated afresh.
+answer-relevant settings, the prompt hashes, the model, the indexed corpus and
+the source code of the `rag` package. Change any of them and the answer is
+generated afresh: an eval run to see whether a code change helped must not be
+answered from before the change.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 
+import rag
 from rag.filters import RetrievalFilters
 from rag.settings import Settings
 
@@ -30,6 +34,17 @@ def answer_settings(settings: Settings) -> dict:
     return settings.model_dump(mode="json", exclude=NOT_ANSWER_SETTINGS)
 
 
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of the rag package's Python source (paths and contents)."""
+    root = Path(rag.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def cache_key(
     question: str, filters: RetrievalFilters | None, settings: Settings,
     prompt_hashes: dict[str, str], model: str, corpus: str,
@@ -41,6 +56,7 @@ def cache_key(
         "prompts": prompt_hashes,
         "model": model,
         "corpus": corpus,
+        "code": code_fingerprint(),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

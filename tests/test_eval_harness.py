@@ -94,6 +94,21 @@ def test_a_changed_setting_misses_the_cache(suite, eval_settings, tmp_path):
     assert not any(row["cached"] for row in report.rows)
 
 
+def test_changed_code_misses_the_cache(first_run, suite, eval_settings, tmp_path, monkeypatch):
+    """Same settings, different rag source: the answers must be regenerated."""
+    import eval.cache
+
+    monkeypatch.setattr(eval.cache, "code_fingerprint", lambda: "edited-source")
+    report = run_eval(suite, eval_settings, tmp_path)
+    assert not any(row["cached"] for row in report.rows)
+
+
+def test_code_fingerprint_reads_the_rag_package():
+    from eval.cache import code_fingerprint
+
+    assert len(code_fingerprint()) == 16 and code_fingerprint() == code_fingerprint()
+
+
 def test_retrieval_only_skips_answers(suite, eval_settings, tmp_path):
     report = run_eval(suite, eval_settings, tmp_path, retrieval_only=True)
     assert "answer" not in report.rows[0] and "token_f1" not in report.metrics
