@@ -14,8 +14,9 @@ index is empty. Metrics, per the issue's targets:
   false_abstain   share of answerable questions abstained on
   supported_sentences  answer sentences whose cited abstract supports them (rag/support.py)
   extractive_fallbacks LLM answers replaced by the extractive answer (no supported citation)
---calibrate sweeps the abstention and extractive thresholds on one retrieval pass
-(extractive answers are a pure function of the scored sentences, so no re-run);
+--calibrate sweeps the abstention and extractive thresholds (CALIBRATION_GRID) on
+one measurement pass: rag/abstain.py's judge_evidence and rag/answer.py's
+quote_sources are pure functions of it, so each grid point is re-decided, not re-run;
 --calibrate-support measures support scores of claims cited to the wrong paper.
 """
 
@@ -30,14 +31,15 @@ import time
 from pathlib import Path
 
 import rag  # noqa: F401  (offline environment first)
-from rag.answer import Answerer, AnswerResult
-from rag.extractive import extractive_answer, score_sentences, split_sentences
+from rag.abstain import judge_evidence, measure_evidence, retrieval_evidence
+from rag.answer import Answerer, AnswerResult, quote_sources
+from rag.extractive import score_sentences, split_sentences
 from rag.index import PaperIndex
 from rag.ingest import ingest_paths
 from rag.papers import normalise_title
 from rag.retrieve import retrieve
-from rag.settings import BUNDLED_CORPUS, load_settings
-from rag.support import CachedEmbedder, question_coverage, support_sentences
+from rag.settings import BUNDLED_CORPUS, Settings, load_settings
+from rag.support import CachedEmbedder, support_sentences
 
 
 def read_suite(path: Path, limit: int | None) -> list[dict]:
@@ -106,40 +108,51 @@ def outcome(result: AnswerResult) -> dict:
     }
 
 
-def calibrate(index: PaperIndex, rows: list[dict], top_k: int) -> list[dict]:
-    """Grid over the four abstention / extractive thresholds in rag/settings.py."""
-    embedder = index.embedder
-    cached = []
+CALIBRATION_GRID = {  # 9.0 / 1.0 switch a gate off
+    "extractive_min_score": [0.42, 0.45, 0.47, 0.5],
+    "extractive_margin": [0.05, 0.08, 0.1, 0.12],
+    "cite_min_score_share": [0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9],
+    "abstain_absent_term_shift": [0.06, 0.08, 0.09, 0.1, 0.12, 9.0],
+    "absent_term_answer_score": [0.6, 0.62, 0.65, 1.0],
+}
+
+
+def measure(index: PaperIndex, rows: list[dict], settings: Settings) -> list[tuple]:
+    """Per question, what the answer stage measures before deciding: (sources, scored
+    sentences, Evidence). Deciding is cheap and pure, so it is redone per grid point."""
+    embed = CachedEmbedder(index.embedder.get_text_embedding_batch)
+    measured = []
     for row in rows:
-        sources = retrieve(index, row["question"], top_k)
-        scored = score_sentences(
-            embedder.get_query_embedding(row["question"]), sources,
-            embedder.get_text_embedding_batch,
+        sources = retrieve(index, row["question"], settings.top_k)
+        query_vector = index.embedder.get_query_embedding(row["question"])
+        scored = score_sentences(query_vector, sources, embed)
+        evidence = measure_evidence(
+            retrieval_evidence(row["question"], sources), row["question"], query_vector,
+            sources, scored, index.lexical.knows, embed,
         )  # fmt: skip
-        coverage = question_coverage(
-            row["question"], [f"{s.paper.title} {s.paper.abstract}" for s in sources]
-        )
-        cached.append((sources, scored, coverage))
+        measured.append((sources, scored, evidence))
+    return measured
+
+
+def decide(sources, scored, evidence, settings: Settings) -> dict:
+    """The extractive answer's outcome under `settings`, exactly as rag/answer.py decides."""
+    weakness, floor = judge_evidence(evidence, settings) if sources else ("no sources", 0.0)
+    if weakness:
+        return {"abstained": True, "cited": []}
+    text, abstained = quote_sources(scored, sources, floor, settings)
+    numbers = {item.source_number for item in scored if f"[{item.source_number}]" in text}
+    return {"abstained": abstained, "cited": [sources[n - 1].paper.title for n in numbers]}
+
+
+def calibrate(index: PaperIndex, rows: list[dict], settings: Settings) -> list[dict]:
+    """Every point of CALIBRATION_GRID (other settings as given), scored on `rows`."""
+    measured = measure(index, rows, settings)
     grid = []
-    for retrieval_min, coverage_min, sentence_min, margin in itertools.product(
-        [0.0, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], [0.4, 0.42, 0.45, 0.47, 0.5], [0.03, 0.05, 0.08],
-    ):
-        answers = []
-        for sources, scored, coverage in cached:
-            if not sources or sources[0].score < retrieval_min or coverage < coverage_min:
-                answers.append({"abstained": True, "cited": []})
-                continue
-            text, abstained = extractive_answer(scored, 3, sentence_min, margin)
-            numbers = {item.source_number for item in scored if f"[{item.source_number}]" in text}
-            answers.append(
-                {"abstained": abstained, "cited": [sources[n - 1].paper.title for n in numbers]}
-            )
-        metrics = score(rows, answers)
-        grid.append(
-            {"abstain_min_retrieval": retrieval_min, "abstain_min_coverage": coverage_min,
-             "extractive_min_score": sentence_min,
-             "extractive_margin": margin, **metrics}
-        )  # fmt: skip
+    for values in itertools.product(*CALIBRATION_GRID.values()):
+        point = dict(zip(CALIBRATION_GRID, values))
+        variant = settings.model_copy(update=point)
+        answers = [decide(*item, variant) for item in measured]
+        grid.append({**point, **score(rows, answers)})
     return grid
 
 
@@ -204,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(calibrate_support(index)))
         return 0
     if args.calibrate:
-        grid = calibrate(index, rows, settings.top_k)
+        grid = calibrate(index, rows, settings)
         for line in grid:
             print(json.dumps(line))
         return 0

@@ -1,9 +1,8 @@
 """Question → retrieve → prompt → LLM → validate citations → check support → record.
 
-Abstention happens before any generation when the evidence is weak (best paper's
-cosine, share of question terms the papers mention, best abstract sentence's
-cosine: each below a threshold calibrated on bench/answers_dev.jsonl), or when
-the LLM writes the sentinel sentence. A generated answer whose sentences are
+Abstention happens before any generation when the evidence is weak (the gates
+of rag/abstain.py, calibrated on bench/answers_dev.jsonl), or when the LLM
+writes the sentinel sentence. A generated answer whose sentences are
 mostly not supported by the abstracts they cite is replaced by the extractive
 answer, with a note saying so.
 
@@ -17,21 +16,25 @@ import time
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 
-import numpy as np
 from pydantic import BaseModel, Field
 
+from rag.abstain import judge_evidence, judge_retrieval, measure_evidence, retrieval_evidence
 from rag.citations import validate_citations
 from rag.context import build_prompt
 from rag.filters import RetrievalFilters
-from rag.extractive import ScoredSentence, extractive_answer, score_sentences
+from rag.extractive import ScoredSentence, citable_sources, extractive_answer, score_sentences
 from rag.index import PaperIndex
 from rag.llm import ChatModel, connect_chat_model, resolve_mode
 from rag.prompts import SENTINEL, load_prompt
 from rag.retrieve import Source, retrieve
 from rag.settings import Settings
-from rag.support import CachedEmbedder, question_coverage, support_sentences
+from rag.support import CachedEmbedder, support_sentences
 
 EMPTY_INDEX_MESSAGE = "The index is empty: ingest some papers first (rag ingest PATH)."
+NO_CITABLE_SENTENCE = (
+    "the papers retrieval ranks at the top have no sentence close to the question, and the "
+    "closer ones are in papers it ranks far lower: the sources do not clearly answer it."
+)
 
 
 class Citation(BaseModel):
@@ -91,12 +94,17 @@ class _Timer:
         self._start = now
 
 
-def title_match(
-    query_vector: Sequence[float], sources: list[Source], embed: CachedEmbedder
-) -> float:
-    """Best cosine between the question and a retrieved paper's title."""
-    titles = np.asarray(embed([source.paper.title for source in sources]))
-    return float(np.max(titles @ np.asarray(query_vector, dtype=np.float32)))
+def quote_sources(
+    scored: Sequence[ScoredSentence], sources: Sequence[Source], min_score: float,
+    settings: Settings,
+) -> tuple[str, bool]:  # fmt: skip
+    """The extractive answer: the best sentences of the papers retrieval ranks near the
+    top, (text with [n] markers, abstained). Shared with the bench's calibration."""
+    citable = citable_sources(sources, settings.cite_min_score_share)
+    return extractive_answer(
+        [item for item in scored if item.source_number in citable],
+        settings.extractive_sentences, min_score, settings.extractive_margin,
+    )  # fmt: skip
 
 
 class Answerer:
@@ -147,17 +155,17 @@ class Answerer:
             yield message
             yield self._result(question, query, message, [], True, self.mode, timer, embed)
             return
-        weakness = self.weak_retrieval(query, sources)
-        query_vector = [] if weakness else self.index.embedder.get_query_embedding(query)
-        scored = [] if weakness else score_sentences(query_vector, sources, embed)
-        best = max((item.score for item in scored), default=0.0)
-        sentence_floor = self.settings.extractive_min_score
-        if not weakness and best < sentence_floor:
-            if title_match(query_vector, sources, embed) >= self.settings.abstain_title_match:
-                sentence_floor = 0.0  # on topic by title: quote its closest sentences
-            else:
-                weakness = (f"no source sentence is close to the question (best {best:.2f} < "
-                            f"{sentence_floor:.2f}): the sources do not answer it.")  # fmt: skip
+        # the cheap retrieval checks first: an off-topic question costs no sentence scoring
+        evidence = retrieval_evidence(query, sources)
+        weakness, sentence_floor = judge_retrieval(evidence, self.settings), 0.0
+        scored: list[ScoredSentence] = []
+        if not weakness:
+            query_vector = self.index.embedder.get_query_embedding(query)
+            scored = score_sentences(query_vector, sources, embed)
+            measure_evidence(
+                evidence, query, query_vector, sources, scored, self.index.lexical.knows, embed
+            )
+            weakness, sentence_floor = judge_evidence(evidence, self.settings)
         timer.lap("evidence")
         if weakness:
             yield SENTINEL
@@ -166,12 +174,14 @@ class Answerer:
             yield result
             return
         if self.mode == "extractive":
-            text, abstained = self._extractive(scored, sentence_floor)
+            text, abstained = self._extractive(scored, sources, sentence_floor)
             timer.lap("generate")
             yield text
-            yield self._result(
+            result = self._result(
                 question, query, text, sources, abstained, "extractive", timer, embed
             )
+            result.notes.extend([NO_CITABLE_SENTENCE] if abstained else [])
+            yield result
             return
         built = build_prompt(
             query, sources,
@@ -208,7 +218,9 @@ class Answerer:
         )  # fmt: skip
         invented = result.invalid_citations  # still reported: it measures the model
         shown = len(built.sources)  # packing keeps a prefix of the ranked sources
-        text, abstained = self._extractive([item for item in scored if item.source_number <= shown])
+        text, abstained = self._extractive(
+            [item for item in scored if item.source_number <= shown], built.sources, sentence_floor
+        )
         timer.lap("fallback")
         result = self._result(
             question, query, text, built.sources, abstained,
@@ -216,27 +228,8 @@ class Answerer:
         )  # fmt: skip
         result.invalid_citations = invented
         result.notes.append(f"{model.label} {reason}; showing the extractive answer instead.")
+        result.notes.extend([NO_CITABLE_SENTENCE] if abstained else [])
         yield result
-
-    def weak_retrieval(self, query: str, sources: list[Source]) -> str:
-        """Why retrieval is too weak to answer from ("" when it is not). These cheap
-        checks run before sentence scoring and generation, so off-topic questions
-        cost neither."""
-        s = self.settings
-        similarities = [source.similarity for source in sources if source.similarity is not None]
-        best = max(similarities, default=None)  # None: BM25-only retrieval, no cosine to judge
-        if best is not None and best < s.abstain_min_retrieval:
-            return (f"best match scored {best:.2f}, below the abstention threshold "
-                    f"{s.abstain_min_retrieval:.2f}: the sources are too weak to "
-                    "answer.")  # fmt: skip
-        coverage = question_coverage(
-            query, [f"{source.paper.title} {source.paper.abstract}" for source in sources]
-        )
-        if coverage < s.abstain_min_coverage:
-            return (f"only {coverage:.0%} of the question's terms occur in the retrieved papers "
-                    f"(threshold {s.abstain_min_coverage:.0%}): the sources do not "
-                    "cover it.")  # fmt: skip
-        return ""
 
     def standalone_query(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """The retrieval query for a chat turn: follow-ups like "what about its speed?"
@@ -263,11 +256,9 @@ class Answerer:
         return condensed if 3 <= len(condensed) <= 300 else fallback
 
     def _extractive(
-        self, scored: list[ScoredSentence], min_score: float | None = None
+        self, scored: list[ScoredSentence], sources: list[Source], min_score: float
     ) -> tuple[str, bool]:
-        s = self.settings
-        floor = s.extractive_min_score if min_score is None else min_score
-        return extractive_answer(scored, s.extractive_sentences, floor, s.extractive_margin)
+        return quote_sources(scored, sources, min_score, self.settings)
 
     def _result(
         self,

@@ -62,6 +62,24 @@ def score_sentences(
     ]
 
 
+def citable_sources(sources: Sequence[Source], min_share: float) -> set[int]:
+    """Source numbers whose retrieval score is at least `min_share` of the top one's.
+
+    A sentence can sit close to the question in a paper that is merely on the
+    same topic; retrieval, which scores the whole title and abstract (dense and
+    BM25), ranks such papers well below the one that answers. Quoting only papers
+    near the top score keeps those off the citation list (calibrated in
+    docs/answers.md). Scores that are not positive (a cross-encoder's logits)
+    give no scale to take a share of, so then every source is citable.
+    """
+    top = max((source.score for source in sources), default=0.0)
+    return {
+        number
+        for number, source in enumerate(sources, start=1)
+        if top <= 0 or source.score >= min_share * top
+    }
+
+
 def extractive_answer(
     scored: Sequence[ScoredSentence],
     max_sentences: int,

@@ -145,6 +145,12 @@ class LexicalIndex:
             self._allowed_cache[filters] = (mask, ids)
         return self._allowed_cache[filters]
 
+    def knows(self, term: str) -> bool:
+        """Does any paper contain this (tokenized, stemmed) term? True when the index is
+        empty: absence from nothing says nothing (rag/abstain.py)."""
+        model = self._state()[1]
+        return model is None or term in model.vocab_dict
+
     def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:
         """BM25 score of every paper for `query`, in matrix order (zeros where `mask` is 0)."""
         meta, model = self._state()

@@ -150,14 +150,33 @@ class Settings(BaseSettings):
         default=3, description="Sentences quoted by the extractive answerer."
     )
     extractive_min_score: float = Field(
-        default=0.5,
+        default=0.47,
         description="Cosine the best abstract sentence must reach, else every mode abstains "
         "before generating (the sources do not answer; calibrated, see docs/answers.md).",
     )
     extractive_margin: float = Field(
-        default=0.05,
+        default=0.1,
         description="The extractive answerer quotes only sentences within this cosine of the "
         "best one (calibrated on bench/answers_dev.jsonl; see docs/answers.md).",
+    )
+    cite_min_score_share: float = Field(
+        default=0.75,
+        description="The extractive answerer quotes only papers whose retrieval score is at "
+        "least this share of the top paper's: a close sentence in a paper retrieval ranks far "
+        "below is usually on the topic but not the answer (calibrated on "
+        "bench/answers_dev.jsonl for the default hybrid score fusion; see docs/answers.md).",
+    )
+    abstain_absent_term_shift: float = Field(
+        default=0.09,
+        description="Abstain when question words that no indexed paper contains carry this much "
+        "of its meaning (1 - cosine between the question with and without them), unless a "
+        "sentence reaches absent_term_answer_score. Catches on-domain questions the corpus "
+        "does not cover ('diarization', 'retinopathy'); calibrated, see docs/answers.md.",
+    )
+    absent_term_answer_score: float = Field(
+        default=0.62,
+        description="A best abstract sentence at least this close to the question answers it "
+        "even though some of its words occur in no paper (see abstain_absent_term_shift).",
     )
     abstain_min_retrieval: float = Field(
         default=0.2,

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from rag.extractive import ScoredSentence, cite_sentence, extractive_answer, split_sentences
+from rag.extractive import (
+    ScoredSentence,
+    citable_sources,
+    cite_sentence,
+    extractive_answer,
+    split_sentences,
+)
+from rag.papers import Paper
 from rag.prompts import SENTINEL
+from rag.retrieve import Source
 
 
 def scored(*items: tuple[str, int, float]) -> list[ScoredSentence]:
@@ -40,3 +48,32 @@ def test_split_sentences_rejoins_short_fragments():
     sentences = split_sentences("We propose X, e.g. a model. It improves accuracy by 5% on ImageNet.")
     assert sentences[-1] == "It improves accuracy by 5% on ImageNet."
     assert all(len(sentence) >= 25 for sentence in sentences)
+
+
+def source(score: float) -> Source:
+    return Source(paper=Paper(id=f"p{score}", title="t", abstract="a"), score=score, best_chunk="a")
+
+
+def test_citable_sources_are_those_near_the_top_retrieval_score():
+    sources = [source(2.0), source(1.6), source(1.4), source(0.3)]
+    assert citable_sources(sources, 0.75) == {1, 2}
+    assert citable_sources(sources, 0.0) == {1, 2, 3, 4}
+
+
+def test_without_a_positive_top_score_every_source_is_citable():
+    assert citable_sources([source(-1.0), source(-3.0)], 0.75) == {1, 2}
+
+
+def test_a_close_sentence_in_a_low_ranked_paper_is_not_quoted(tmp_path):
+    """The answer stage quotes only citable papers, even when another sentence is closer."""
+    from conftest import make_settings
+
+    from rag.answer import quote_sources
+
+    sources = [source(2.0), source(0.6)]
+    sentences = scored(("The top paper answers it.", 1, 0.60), ("A side remark.", 2, 0.66))
+    strict = make_settings(tmp_path, cite_min_score_share=0.75, extractive_margin=0.1)
+    text, abstained = quote_sources(sentences, sources, 0.47, strict)
+    assert not abstained and text == "The top paper answers it [1]."
+    loose = strict.model_copy(update={"cite_min_score_share": 0.0})
+    assert "[2]" in quote_sources(sentences, sources, 0.47, loose)[0]

@@ -131,3 +131,10 @@ def test_two_clients_of_one_chroma_server_stay_consistent(tmp_path, chroma_serve
     first.add_papers([NEW])
     assert [s.paper.id for s in retrieve(second, "quokka narwhal", 3)] == ["a4"]
     assert sorted(second.lexical.ids) == ["a1", "a3", "a4"]
+
+
+def test_knows_only_terms_some_paper_contains(empty_index):
+    assert empty_index.lexical.knows("anything")  # an empty index proves no absence
+    empty_index.add_papers([Paper(id="a", title="Sparse attention", abstract="Tokens attend.")])
+    assert empty_index.lexical.knows(tokenize(["attention"])[0][0])
+    assert not empty_index.lexical.knows(tokenize(["retinopathy"])[0][0])
