@@ -51,7 +51,6 @@ def retrieval_evidence(query: str, sources: Sequence[Source]) -> Evidence:
     similarities = [source.similarity for source in sources if source.similarity is not None]
     return Evidence(
         best_similarity=max(similarities, default=None),
-
         coverage=question_coverage(
             query, [f"{source.paper.title} {source.paper.abstract}" for source in sources]
         ),
@@ -73,6 +72,8 @@ def meaning_shift(question: str, removed: Sequence[str], embed: CachedEmbedder) 
         return 0.0
     dropped = set(removed)
     rest = " ".join(word for word in question.split() if word not in dropped)
+    if not rest:
+        return 1.0  # every word is absent: all of the meaning goes with them
     whole, without = embed([question, rest])
     return float(1.0 - np.dot(whole, without))
 

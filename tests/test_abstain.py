@@ -32,6 +32,7 @@ def test_a_meaning_carrying_absent_word_shifts_the_question_more_than_filler(emb
         question, ["well"], embed
     )
     assert meaning_shift(question, [], embed) == 0.0
+    assert meaning_shift("Sourdough?", ["Sourdough?"], embed) == 1.0
 
 
 def judged(**signals) -> tuple[str, float]:
