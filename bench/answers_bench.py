@@ -129,6 +129,7 @@ def measure(index: PaperIndex, rows: list[dict], settings: Settings) -> list[tup
         evidence = measure_evidence(
             retrieval_evidence(row["question"], sources), row["question"], query_vector,
             sources, scored, index.lexical.knows, embed,
+            title_below=max(CALIBRATION_GRID["extractive_min_score"]),
         )  # fmt: skip
         measured.append((sources, scored, evidence))
     return measured

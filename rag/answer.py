@@ -163,8 +163,9 @@ class Answerer:
             query_vector = self.index.embedder.get_query_embedding(query)
             scored = score_sentences(query_vector, sources, embed)
             measure_evidence(
-                evidence, query, query_vector, sources, scored, self.index.lexical.knows, embed
-            )
+                evidence, query, query_vector, sources, scored, self.index.lexical.knows, embed,
+                title_below=self.settings.extractive_min_score,
+            )  # fmt: skip
             weakness, sentence_floor = judge_evidence(evidence, self.settings)
         timer.lap("evidence")
         if weakness:
