@@ -175,7 +175,7 @@ class Answerer:
             yield result
             return
         if self.mode == "extractive":
-            text, abstained = self._extractive(scored, sources, sentence_floor)
+            text, abstained = quote_sources(scored, sources, sentence_floor, self.settings)
             timer.lap("generate")
             yield text
             result = self._result(
@@ -219,9 +219,10 @@ class Answerer:
         )  # fmt: skip
         invented = result.invalid_citations  # still reported: it measures the model
         shown = len(built.sources)  # packing keeps a prefix of the ranked sources
-        text, abstained = self._extractive(
-            [item for item in scored if item.source_number <= shown], built.sources, sentence_floor
-        )
+        text, abstained = quote_sources(
+            [item for item in scored if item.source_number <= shown], built.sources,
+            sentence_floor, self.settings,
+        )  # fmt: skip
         timer.lap("fallback")
         result = self._result(
             question, query, text, built.sources, abstained,
@@ -255,11 +256,6 @@ class Answerer:
         lines = [line.strip().strip('"').strip() for line in reply.strip().splitlines()]
         condensed = lines[0] if lines else ""
         return condensed if 3 <= len(condensed) <= 300 else fallback
-
-    def _extractive(
-        self, scored: list[ScoredSentence], sources: list[Source], min_score: float
-    ) -> tuple[str, bool]:
-        return quote_sources(scored, sources, min_score, self.settings)
 
     def _result(
         self,
