@@ -32,6 +32,29 @@ def paper_url(paper_id: str, given_url: str = "") -> str:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """A located piece of a paper's text: the unit evidence is selected and cited from.
+
+    The abstract is one passage (location "abstract"); long documents add body
+    passages with the page they start on (PDFs) and the section when known, so a
+    citation can point at `[2, p. 7]` and a reader can open the page.
+    """
+
+    text: str
+    kind: str = "abstract"  # "abstract" or "body"
+    page: int | None = None  # 1-based PDF page the passage starts on
+    section: str = ""  # section heading when the source document has one
+
+    @property
+    def location(self) -> str:
+        """Human-readable place in the paper: "abstract", "p. 7", "§ Results, p. 7"."""
+        if self.kind == "abstract":
+            return "abstract"
+        parts = [f"§ {self.section}" if self.section else "", f"p. {self.page}" if self.page else ""]
+        return ", ".join(part for part in parts if part) or "body"
+
+
+@dataclass(frozen=True)
 class Paper:
     """One paper: what is indexed, what the LLM reads, what a citation points at."""
 

@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ import torch
 
 from rag.filters import RetrievalFilters
 from rag.index import PaperIndex
-from rag.papers import Paper
+from rag.papers import Paper, Passage
 from rag.settings import Settings
 
 SNIPPET_CHARS = 240
@@ -45,6 +45,9 @@ class Source:
     similarity: float | None = None
     """Cosine between question and paper (dense side): comparable across questions, so
     abstention thresholds use it; None when only BM25 found the paper."""
+    passages: list[Passage] = field(default_factory=list)
+    """Body passages of a long document that matched the question, best first (empty for
+    abstract-only papers). The abstract itself is always `paper.abstract`."""
 
     @property
     def snippet(self) -> str:
