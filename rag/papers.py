@@ -66,6 +66,7 @@ class Paper:
     url: str = ""
     categories: str = ""
     source: str = ""  # file the paper was ingested from
+    doi: str = ""  # bare DOI ("10.1234/abc"), when the source gives or contains one
     body: str = field(default="", repr=False)  # full text beyond the abstract (PDFs)
 
     def metadata(self) -> dict[str, str | int]:
@@ -78,6 +79,7 @@ class Paper:
             "url": self.url,
             "categories": self.categories,
             "source": self.source,
+            "doi": self.doi,
         }
 
     @classmethod
@@ -91,4 +93,5 @@ class Paper:
             url=str(metadata.get("url", "")),
             categories=str(metadata.get("categories", "")),
             source=str(metadata.get("source", "")),
+            doi=str(metadata.get("doi", "")),
         )
