@@ -14,6 +14,7 @@ import httpx2
 import openai
 from openai import OpenAI
 
+from rag.endpoints import Endpoint, EndpointRefused, GuardedTransport, choose_endpoint, resolve_public
 from rag.settings import Settings
 
 
@@ -43,12 +44,36 @@ class ChatModel:
         max_retries: int,
         max_tokens: int,
         temperature: float,
+        http_client: httpx2.Client | None = None,
     ) -> "ChatModel":
+        """A client for `base_url`; redirects are never followed (a 3xx is an error), so a
+        request and its key only ever go to the URL given here."""
         client = OpenAI(
             base_url=base_url, api_key=api_key or "not-needed",
             timeout=timeout_s, max_retries=max_retries,
+            http_client=http_client or openai.DefaultHttpxClient(follow_redirects=False),
         )  # fmt: skip
         return cls(client, model, label, max_tokens, temperature)
+
+    @classmethod
+    def for_endpoint(cls, endpoint: Endpoint, **options) -> "ChatModel":
+        """A client for a chosen endpoint; a custom one goes through the address guard and
+        carries only its own key."""
+        http_client = None
+        if endpoint.custom:
+            url = httpx2.URL(endpoint.base_url)
+            # Refuse a private target at once with a clear message (no retries); the
+            # transport checks again, per request, on the addresses it connects to.
+            resolve_public(url.host, url.port or (443 if url.scheme == "https" else 80),
+                           endpoint.allow_private)  # fmt: skip
+            http_client = openai.DefaultHttpxClient(
+                transport=GuardedTransport(endpoint.api_key or "", endpoint.allow_private),
+                follow_redirects=False,
+            )  # fmt: skip
+        return cls.connect(
+            endpoint.base_url, endpoint.api_key, endpoint.model, endpoint.label,
+            http_client=http_client, **options,
+        )  # fmt: skip
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
         """Yield the answer's text as it is generated.
@@ -80,7 +105,8 @@ def resolve_mode(settings: Settings) -> str:
     """'auto' means: a configured endpoint if there is one, else extractive."""
     if settings.llm != "auto":
         return settings.llm
-    return "openai" if settings.openai_base_url or settings.openai_api_key else "extractive"
+    configured = settings.openai_base_url or settings.openai_api_key or settings.llm_custom_url
+    return "openai" if configured or settings.llm_endpoint != "default" else "extractive"
 
 
 def connect_chat_model(settings: Settings, mode: str, max_tokens: int | None = None) -> ChatModel:
@@ -98,17 +124,18 @@ def connect_chat_model(settings: Settings, mode: str, max_tokens: int | None = N
         )
     if mode != "openai":
         raise LLMError(f"no LLM configured (llm={settings.llm}): use --llm local or openai")
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return ChatModel.connect(
-        settings.openai_base_url, key, settings.openai_model, f"openai:{settings.openai_model}",
-        **common,
-    )
+    return ChatModel.for_endpoint(choose_endpoint(settings), **common)  # or EndpointRefused
 
 
 def describe_error(exc: openai.APIError, base_url: str, model: str) -> str:
     """One line saying what went wrong with the endpoint and what to check."""
     if isinstance(exc, openai.APITimeoutError):
         return f"LLM endpoint {base_url} timed out"
+    if isinstance(exc.__cause__, EndpointRefused):
+        return str(exc.__cause__)
+    if isinstance(exc, openai.APIStatusError) and 300 <= exc.status_code < 400:
+        target = exc.response.headers.get("location", "elsewhere")
+        return f"LLM endpoint {base_url} redirected to {target}; redirects are not followed"[:300]
     if isinstance(exc, openai.APIConnectionError):
         return f"cannot reach LLM endpoint {base_url} (is it running? check OPENAI_BASE_URL)"
     if isinstance(exc, openai.AuthenticationError):

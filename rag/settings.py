@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rag.endpoints import LLMEndpointConfig
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The checkout (or install) root: prompts/ and data/seed/ live beside rag/."""
 
@@ -288,6 +290,46 @@ class Settings(BaseSettings):
     )
     ui_queue_size: int = Field(
         default=32, description="Requests that may wait in the UI queue before new ones are refused."
+    )
+
+    # --- security: endpoints and keys (issue 12; owned by the security helper) -------------
+    llm_endpoint: str = Field(
+        default="default",
+        description="Which operator-configured endpoint answers in openai mode: 'default' "
+        "(openai_base_url + openai_api_key) or the name of an llm_endpoints entry. The chat "
+        "UI lets each session choose among these by name; it never edits their URLs.",
+    )
+    llm_endpoints: list[LLMEndpointConfig] = Field(
+        default_factory=list,
+        description="Further named OpenAI-compatible endpoints the UI may offer, e.g. in TOML "
+        "[[llm_endpoints]] name='groq' base_url='https://…/v1' models=['m1'] "
+        "api_key_env='GROQ_API_KEY'. Each key is read from its own environment variable and "
+        "only ever sent to that endpoint's base_url.",
+    )
+    openai_models: list[str] = Field(
+        default_factory=list,
+        description="Further models UI sessions may choose at the default endpoint (besides "
+        "openai_model).",
+    )
+    allow_custom_endpoints: bool = Field(
+        default=False,
+        description="Let UI users type their own endpoint URL. Such an endpoint only ever gets "
+        "the user's own API key (never the server's), must be http(s), and must resolve to "
+        "public addresses only (checked per request; redirects are not followed).",
+    )
+    allow_private_endpoints: bool = Field(
+        default=False,
+        description="Let custom endpoints point at loopback, private, link-local or other "
+        "non-public addresses (a trusted single-user setup only: otherwise any user can make "
+        "this server send requests into its own network).",
+    )
+    llm_custom_url: str | None = Field(
+        default=None,
+        description="A user-supplied endpoint URL for this request (the UI sets it per session "
+        "when allow_custom_endpoints is on); it is sent llm_custom_key only.",
+    )
+    llm_custom_key: SecretStr | None = Field(
+        default=None, description="The user's own API key for llm_custom_url."
     )
 
     @classmethod

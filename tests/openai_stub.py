@@ -14,10 +14,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class StubLLM:
-    def __init__(self, reply: Callable[[list[dict]], str], failures: list[int] | None = None):
+    def __init__(
+        self, reply: Callable[[list[dict]], str], failures: list[int] | None = None,
+        redirect_to: str | None = None,
+    ):  # fmt: skip
         self.reply = reply
         self.failures = list(failures or [])
+        self.redirect_to = redirect_to  # answer every request with a 307 to this URL
         self.requests: list[dict] = []
+        self.headers: list[dict[str, str]] = []  # every request's headers, keys lower-cased
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -27,6 +32,10 @@ class StubLLM:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.requests.append(body)
+                stub.headers.append({name.lower(): value for name, value in self.headers.items()})
+                if stub.redirect_to:
+                    self._send(307, "text/plain", b"moved", {"Location": stub.redirect_to})
+                    return
                 if stub.failures:
                     self._send(stub.failures.pop(0), "application/json",
                                json.dumps({"error": {"message": "stub failure"}}).encode(),
@@ -65,6 +74,10 @@ class StubLLM:
     def __enter__(self) -> "StubLLM":
         self.thread.start()
         return self
+
+    def authorizations(self) -> list[str]:
+        """The Authorization header of every request received ('' when absent)."""
+        return [headers.get("authorization", "") for headers in self.headers]
 
     def __exit__(self, *exc) -> None:
         self.server.shutdown()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 
 import pytest
+from openai_stub import StubLLM
+from pydantic import SecretStr
 
 from rag.answer import Answerer
 from ui.chat import EMPTY_CORPUS, ChatTab
@@ -77,11 +79,11 @@ def test_llm_down_is_a_friendly_message(seed_index, seed_settings):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = sock.getsockname()[1]
-    settings = seed_settings.model_copy(update={"llm_max_retries": 0})
-    tab = ChatTab(settings, seed_index)
-    messages, _, turns, *_ = final(
-        tab, QUESTION, values=options("openai", f"http://127.0.0.1:{dead}/v1")
+    settings = seed_settings.model_copy(
+        update={"llm_max_retries": 0, "openai_base_url": f"http://127.0.0.1:{dead}/v1"}
     )
+    tab = ChatTab(settings, seed_index)
+    messages, _, turns, *_ = final(tab, QUESTION, values=options("openai"))
     assert "language model is not available" in messages[-1]["content"]
     assert "cannot reach LLM endpoint" in messages[-1]["content"] and turns == []
 
@@ -109,3 +111,23 @@ def test_a_filter_excluding_every_paper_leaves_no_sources(seed_index, seed_setti
     messages, sources, turns, *_ = final(tab, QUESTION, values=values)
     assert turns[0].sources == [] and turns[0].abstained
     assert "cite-chip" not in messages[-1]["content"] and "No sources cited" in sources
+
+
+def test_settings_tab_cannot_send_the_server_key_to_a_typed_url(seed_index, seed_settings):
+    """The attack of issue 12: a session types its own endpoint; the server's key stays home."""
+    with StubLLM(lambda m: "leak") as operator, StubLLM(lambda m: "leak") as attacker:
+        settings = seed_settings.model_copy(update={
+            "openai_base_url": operator.base_url, "openai_api_key": SecretStr("sk-server"),
+            "openai_model": "stub-model", "llm_max_retries": 0,
+        })  # fmt: skip
+        tab = ChatTab(settings, seed_index)
+        refused, *_ = final(tab, QUESTION, values=options("openai", attacker.base_url))
+        assert "custom LLM endpoints are disabled" in refused[-1]["content"]
+        allowed = settings.model_copy(update={"allow_custom_endpoints": True})
+        loopback, *_ = final(
+            ChatTab(allowed, seed_index), QUESTION,
+            values=(5, "openai", "m", attacker.base_url, "sk-mine", None, None, "", "", False),
+        )  # fmt: skip
+        assert "non-public address (127.0.0.1)" in loopback[-1]["content"]
+        assert "Refused" in loopback[-1]["content"]
+    assert attacker.requests == [] and operator.requests == []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from rag.endpoints import EndpointRefused
 from rag.filters import RetrievalFilters
 from tests.conftest import make_settings
 from ui.options import session_options
@@ -17,8 +20,8 @@ def test_blank_controls_keep_server_settings_and_apply_no_filters(tmp_path):
     assert base.top_k == make_settings(tmp_path).top_k  # the shared object is untouched
 
 
-def test_filled_controls_override_endpoint_and_build_filters(tmp_path):
-    base = make_settings(tmp_path)
+def test_filled_controls_choose_a_custom_endpoint_and_build_filters(tmp_path):
+    base = make_settings(tmp_path, allow_custom_endpoints=True, openai_api_key="sk-server")
     options = session_options(
         3,
         "openai",
@@ -32,9 +35,18 @@ def test_filled_controls_override_endpoint_and_build_filters(tmp_path):
         True,
     )
     settings = options.settings(base)
-    assert settings.openai_model == "m1" and settings.openai_base_url == "http://127.0.0.1:9/v1"
-    assert settings.openai_api_key.get_secret_value() == "sk-x"
+    assert settings.openai_model == "m1" and settings.llm_custom_url == "http://127.0.0.1:9/v1"
+    assert settings.llm_custom_key.get_secret_value() == "sk-x"
+    # the server's own endpoint and key are untouched: nothing pairs them with the typed URL
+    assert settings.openai_base_url is None
+    assert settings.openai_api_key.get_secret_value() == "sk-server"
     assert options.show_prompt
     assert options.filters() == RetrievalFilters(
         year_min=2019, year_max=2024, author="Hinton", category="cs.CL"
     )
+
+
+def test_typed_endpoint_is_refused_when_the_operator_has_not_allowed_it(tmp_path):
+    options = session_options(3, "openai", "", "http://10.0.0.5/v1", "sk-x", 0, 0, "", "", False)
+    with pytest.raises(EndpointRefused, match="custom LLM endpoints are disabled"):
+        options.settings(make_settings(tmp_path))

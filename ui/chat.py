@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import gradio as gr
 
 from rag.answer import Answerer, AnswerResult
+from rag.endpoints import EndpointRefused
 from rag.index import PaperIndex
 from rag.llm import LLMError
 from rag.local_llm import LocalLLMError
@@ -114,10 +115,10 @@ class ChatTab:
             messages[-1]["content"] = EMPTY_CORPUS
             yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
             return
-        settings = options.settings(self.settings)
         history = [(turn.question, turn.answer) for turn in turns]
         streamed = ""
         try:
+            settings = options.settings(self.settings)
             answerer = Answerer(self.index, settings)
             for item in answerer.stream(message, history, options.filters()):
                 if isinstance(item, AnswerResult):
@@ -132,6 +133,9 @@ class ChatTab:
                     streamed += item
                     messages[-1]["content"] = escape_text(streamed)
                     yield messages, gr.skip(), turns, gr.skip(), gr.skip(), "writing…"
+        except EndpointRefused as exc:
+            messages[-1]["content"] = f"**Refused:** {html.escape(str(exc))}"
+            yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
         except (LLMError, LocalLLMError) as exc:
             messages[-1]["content"] = llm_down_message(exc)
             yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
-from pydantic import SecretStr
 
+from rag.endpoints import operator_endpoints, session_choice
 from rag.filters import RetrievalFilters
 from rag.settings import Settings
 
@@ -33,13 +33,13 @@ class SessionOptions:
     show_prompt: bool = False
 
     def settings(self, base: Settings) -> Settings:
+        """The session's Settings copy. The endpoint is chosen by name among the operator's
+        (or is the user's own URL with the user's own key, when the operator allows it):
+        the server's URLs and keys are never edited, so its key cannot follow a typed URL.
+        Raises EndpointRefused with a message for the user."""
         update: dict = {"top_k": max(1, int(self.top_k)), "llm": self.llm}
-        if self.model.strip():
-            update["openai_model"] = self.model.strip()
-        if self.endpoint.strip():
-            update["openai_base_url"] = self.endpoint.strip()
-        if self.api_key.strip():
-            update["openai_api_key"] = SecretStr(self.api_key.strip())
+        if self.endpoint.strip() or self.model.strip() or self.api_key.strip():
+            update |= session_choice(base, self.endpoint, self.model, self.api_key)
         return base.model_copy(update=update)
 
     def filters(self) -> RetrievalFilters | None:
@@ -76,12 +76,23 @@ class OptionsTab:
                     info="extractive: quotes abstracts, no LLM · local: bundled SmolLM2 · "
                     "openai: any OpenAI-compatible endpoint · auto: openai if configured",
                 )  # fmt: skip
-                model = gr.Textbox(label="Model (openai mode)", placeholder=s.openai_model)
-                endpoint = gr.Textbox(
-                    label="Endpoint base URL (openai mode)",
-                    placeholder=s.openai_base_url or "https://api.openai.com/v1",
-                )
-                api_key = gr.Textbox(label="API key (kept in this session only)", type="password")
+                endpoints = operator_endpoints(s)
+                endpoint = gr.Dropdown(
+                    list(endpoints), value=s.llm_endpoint, label="Endpoint (openai mode)",
+                    allow_custom_value=s.allow_custom_endpoints,
+                    info="configured by the operator"
+                    + (" · or type your own https:// URL and key" if s.allow_custom_endpoints
+                       else ""),
+                )  # fmt: skip
+                offered = sorted({m for config in endpoints.values() for m in config.models})
+                model = gr.Dropdown(
+                    offered, value=None, label="Model (openai mode)",
+                    allow_custom_value=True, info="blank = the endpoint's default",
+                )  # fmt: skip
+                api_key = gr.Textbox(
+                    label="Your own API key for your own endpoint (kept in this session only)",
+                    type="password", visible=s.allow_custom_endpoints,
+                )  # fmt: skip
                 show_prompt = gr.Checkbox(
                     label="Show the prompt actually sent (power users)", value=False
                 )
