@@ -166,6 +166,11 @@ def _answer_scores(question: GoldQuestion, result: AnswerResult, gold: list[str]
     )
     if question.type == "numeric":
         scores["numeric_match"] = metrics.numeric_match(result.answer, question.answer)
+    content = metrics.answer_recall(result.answer, question.answer)
+    if content is not None:  # an abstention delivers none of the reference's content
+        scores["answer_recall"] = 0.0 if result.abstained else content
+    if not result.abstained:
+        scores["answer_words"] = float(metrics.answer_words(result.answer))
     return scores
 
 

@@ -66,6 +66,14 @@ commit <code>{{ meta.git_commit }}</code>, corpus <code>{{ meta.corpus_fingerpri
 """
 
 
+HEADLINE = (
+    "questions", "citation_precision", "citation_recall", "answer_recall", "answer_words",
+    "abstention_accuracy", "false_abstention_rate", "latency_p50_ms", "latency_p95_ms",
+)  # fmt: skip
+"""Listed first in the by-type table: does it cite right, say what the reference says,
+stay short, abstain when it should, and in time."""
+
+
 @dataclass
 class WrittenReport:
     json_path: Path
@@ -97,7 +105,8 @@ def write_report(
         "plots": [path.name for path in plots], "rows": rows,
     }  # fmt: skip
     json_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
-    type_metrics = sorted({name for values in by_type.values() for name in values})
+    present = {name for values in by_type.values() for name in values}
+    type_metrics = [name for name in HEADLINE if name in present] + sorted(present - set(HEADLINE))
     html = Environment(autoescape=True).from_string(TEMPLATE).render(
         meta=meta, metrics=metrics, by_type=by_type, rows=rows, comparison=comparison,
         plots=[path.name for path in plots], type_metrics=type_metrics, fmt=_fmt,

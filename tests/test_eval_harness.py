@@ -8,6 +8,7 @@ import pytest
 
 from eval.harness import EvalError, run_eval
 from eval.loaders import SuiteError
+from eval.metrics import answer_recall
 from rag.cli import main
 from rag.settings import BUNDLED_CORPUS, PROJECT_ROOT
 
@@ -47,11 +48,13 @@ def test_report_has_metrics_rows_plots_and_metadata(first_run):
     for name in ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "citation_precision",
                  "citation_recall", "invalid_citation_rate", "abstention_accuracy",
                  "false_abstention_rate", "token_f1", "rouge_l", "numeric_match",
-                 "latency_p50_ms", "latency_p95_ms", "retrieve_p50_ms"):  # fmt: skip
+                 "answer_recall", "answer_words", "latency_p50_ms", "latency_p95_ms", "retrieve_p50_ms"):  # fmt: skip
         assert name in report.metrics, name
     assert set(report.by_type) == {"factual", "numeric", "multi", "unanswerable"}
     assert "abstention_accuracy" in report.by_type["unanswerable"]
     assert "recall@5" not in report.by_type["unanswerable"]
+    assert "answer_recall" in report.by_type["multi"]
+    assert "answer_recall" not in report.by_type["unanswerable"]
     assert [path.name for path in report.plots] == ["metrics_by_type.png", "latency.png"]
     assert all(path.read_bytes().startswith(PNG) for path in report.plots)
     saved = json.loads(report.report_json.read_text())
@@ -71,6 +74,9 @@ def test_rows_hold_gold_citations_answer_and_scores(first_run):
     assert len(multi["gold_ids"]) == 2 and multi["gold_ids"][0].startswith("t-")
     assert multi["answer"] and multi["cited"] and len(multi["retrieved"]) == 10
     assert 0 <= multi["scores"]["citation_recall"] <= 1
+    expected = 0.0 if multi["abstained"] else answer_recall(multi["answer"], multi["reference"])
+    assert multi["scores"]["answer_recall"] == expected
+    assert ("answer_words" in multi["scores"]) == (not multi["abstained"])
     unanswerable = next(row for row in report.rows if row["type"] == "unanswerable")
     assert unanswerable["gold_ids"] == [] and set(unanswerable["scores"]) == {
         "abstention_accuracy", "invalid_citation_rate"}  # fmt: skip
@@ -85,6 +91,7 @@ def test_rerun_uses_the_cache_and_compare_reports_zero_deltas(first_run, suite, 
     deltas = again.comparison["metrics"]
     assert again.comparison["paired_questions"] == 4
     assert deltas["recall@5"]["delta"] == 0 and deltas["recall@5"]["n"] == 3
+    assert deltas["answer_recall"]["delta"] == 0 and deltas["answer_recall"]["n"] == 3
     assert (tmp_path / "deltas.png").read_bytes().startswith(PNG)
 
 
