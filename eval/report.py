@@ -53,7 +53,7 @@ commit <code>{{ meta.git_commit }}</code>, corpus <code>{{ meta.corpus_fingerpri
 <h2>Per question</h2>
 <table><tr><th>id</th><th>type</th><th>question</th><th>gold</th><th>retrieved (top 3)</th><th>cited</th>
 <th>answer</th><th>scores</th><th>ms</th></tr>
-{% for row in rows %}<tr><td>{{ row.id }}</td><td>{{ row.type }}</td><td>{{ row.question }}</td>
+{% for row in rows %}<tr><td>{{ row.id }}</td><td>{{ row.type }}</td><td>{% if row.history %}<small>after: {{ row.history|join(" / ") }}</small><br>{% endif %}{{ row.question }}</td>
 <td>{{ row.gold|join("; ") }}</td><td>{{ row.retrieved_titles[:3]|join("; ") }}</td>
 <td>{{ (row.cited_titles or [])|join("; ") }}</td>
 <td><details><summary>{{ "abstained" if row.abstained else (row.answer or "")[:80] }}</summary>{{ row.answer }}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -165,3 +166,51 @@ def test_cli_eval_prints_metrics_and_report_path(suite, eval_settings, tmp_path,
     assert code == 0 and "recall@5" in printed and f"report: {out / 'report.html'}" in printed
     assert main(["eval", str(tmp_path / "nope.jsonl"), "--index", str(eval_settings.index)]) == 1
     assert capsys.readouterr().err.startswith("error: suite not found")
+
+
+def test_a_chain_is_answered_in_order_with_its_history(eval_settings, tmp_path, monkeypatch):
+    from rag.answer import Answerer
+
+    title = "IndicSTR12: A Dataset for Indic Scene Text Recognition"
+    chain = {"id": "c", "type": "followup", "turns": [
+        {"question": "How many word-images does IndicSTR12 contain?", "type": "numeric",
+         "gold": [title], "answer": "Over 27000 word-images gathered from natural scenes."},
+        {"question": "Which baseline models are benchmarked on it?", "gold": [title],
+         "answer": "PARSeq, CRNN, and STARNet."},
+        {"question": "How much did it cost to collect?", "gold": [title], "unanswerable": True},
+    ]}  # fmt: skip
+    path = tmp_path / "chain.jsonl"
+    path.write_text(json.dumps(chain) + "\n")
+    asked = []
+    real_ask = Answerer.ask
+
+    def spy(self, question, history=None, filters=None):
+        asked.append((question, list(history or [])))
+        return real_ask(self, question, history, filters)
+
+    monkeypatch.setattr(Answerer, "ask", spy)
+    settings = eval_settings.model_copy(update={"eval_cache_dir": tmp_path / "cache"})
+    report = run_eval(path, settings, tmp_path / "out")
+    first, second, third = report.rows
+    assert [row["id"] for row in report.rows] == ["c#1", "c#2", "c#3"]
+    assert [row["type"] for row in report.rows] == ["numeric", "followup", "followup"]
+    assert asked[0] == (chain["turns"][0]["question"], [])
+    assert asked[1] == (chain["turns"][1]["question"],
+                        [(chain["turns"][0]["question"], first["answer"])])  # fmt: skip
+    assert asked[2][1][-1] == (chain["turns"][1]["question"], second["answer"])
+    assert second["history"] == [chain["turns"][0]["question"]] and second["query"]
+    assert "answer_recall" in second["scores"] and "recall@5" in second["scores"]
+    assert set(third["scores"]) == {"abstention_accuracy", "invalid_citation_rate"}
+    assert set(report.by_type) == {"numeric", "followup"}
+    # a rerun replays the whole chain from the cache (history is part of the key)
+    again = run_eval(path, settings, tmp_path / "again")
+    assert all(row["cached"] for row in again.rows) and len(asked) == 3
+
+
+def test_missing_gold_names_the_corpus_the_suite_needs(eval_settings, tmp_path):
+    path = tmp_path / "suite.jsonl"
+    record = {"id": "x", "question": "q?", "gold": ["No Such Paper"], "type": "factual",
+              "corpus": "pdfs"}  # fmt: skip
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(EvalError, match=re.escape(f"rag ingest {tmp_path / 'pdfs'}")):
+        run_eval(path, eval_settings, tmp_path / "out")
