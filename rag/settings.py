@@ -88,6 +88,14 @@ class Settings(BaseSettings):
         default=256, description="Papers embedded and written per batch during ingest."
     )
 
+    # --- store: writer lock, record limits (issue 12) ---------------------------------
+    write_lock_timeout_s: float = Field(
+        default=600.0,
+        description="How long a write (ingest batch, delete, upload, repair) waits for another "
+        "process writing to the same index before it gives up with an error. Writers hold "
+        "the lock one batch at a time, so a long wait means a stuck or very large write.",
+    )
+
     # --- retrieval ----------------------------------------------------------------
     top_k: int = Field(default=5, description="Papers handed to the answer stage.")
     chunk_candidates: int = Field(
