@@ -15,9 +15,16 @@ from pathlib import Path
 from pydantic import ValidationError
 
 import rag  # noqa: F401  (pins offline environment before heavy imports)
+from rag.papers import strip_controls
 from rag.settings import Settings, load_settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def say(*parts: object, file=None) -> None:
+    """print() for anything that may carry text from papers, file names or the index:
+    control characters (ESC sequences) never reach the terminal."""
+    print(*(strip_controls(str(part)) for part in parts), file=file or sys.stdout)
 
 
 class UserError(Exception):
@@ -138,9 +145,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         sys.stderr.isatty()
     ) else None
     report = ingest_paths(index, args.paths, progress=progress)
-    print(report.summary())
+    say(report.summary())
+    for line in report.notes:
+        say(f"note: {line}", file=sys.stderr)
     for line in report.problems():
-        print(f"error: {line}", file=sys.stderr)
+        say(f"error: {line}", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
@@ -158,7 +167,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(json.dumps(stats))
     else:
         for key, value in stats.items():
-            print(f"{key:>10}: {value}")
+            say(f"{key:>10}: {value}")
     return EXIT_OK
 
 
@@ -192,8 +201,8 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     if not sources:
         print("no results (is the index empty?)")
     for row in sources_json(sources):
-        print(f"{row['rank']:>2}. [{row['score']:.3f}] {row['title']}  ({row['id']})")
-        print(f"    {row['snippet']}")
+        say(f"{row['rank']:>2}. [{row['score']:.3f}] {row['title']}  ({row['id']})")
+        say(f"    {row['snippet']}")
     return EXIT_OK
 
 
@@ -237,15 +246,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(result.model_dump_json())
         return EXIT_OK
-    print(result.answer)
+    say(result.answer)
     if result.citations:
         print()
         for source in result.sources:
             if source.cited:
                 link = f"  {source.url}" if source.url else ""
-                print(f"[{source.n}] {source.title} ({source.paper_id}){link}")
+                say(f"[{source.n}] {source.title} ({source.paper_id}){link}")
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}", file=sys.stderr)
     unsupported = sum(not sentence.supported for sentence in result.sentences)
     if unsupported:
         print(f"note: {unsupported} sentence(s) not supported by the abstract they cite "
@@ -314,11 +323,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from rag.formats import FormatError
-    from rag.index import IndexMismatchError
+    from rag.index import IndexBusyError, IndexMismatchError
     from rag.llm import LLMError
     from rag.local_llm import LocalLLMError
 
-    return (UserError, FormatError, IndexMismatchError, LLMError, LocalLLMError, ValueError, OSError)
+    return (
+        UserError, FormatError, IndexMismatchError, IndexBusyError, LLMError, LocalLLMError,
+        ValueError, OSError,
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -327,9 +339,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ValidationError as exc:
         first = exc.errors()[0]
-        print(f"error: setting {'.'.join(map(str, first['loc']))}: {first['msg']}", file=sys.stderr)
+        where = ".".join(map(str, first["loc"]))
+        message = first["msg"].removeprefix("Value error, ")
+        say(f"error: setting {where}: {message}" if where else f"error: {message}", file=sys.stderr)
     except _expected_errors() as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        say(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -97,6 +97,7 @@ def _say(message: str) -> None:
 class AddResult:
     added: int
     duplicates: int
+    notes: list[str] = field(default_factory=list)
 
 
 class PaperIndex:
@@ -327,9 +328,30 @@ class PaperIndex:
             for paper in papers
         ]
 
-    def _chunk_and_embed(self, papers: Sequence[Paper]) -> list[BaseNode]:
-        pipeline = IngestionPipeline(transformations=[self.splitter, self.embedder])
-        return pipeline.run(documents=self._documents(papers))
+    def _chunk_and_embed(
+        self, papers: Sequence[Paper], notes: list[str] | None = None
+    ) -> list[BaseNode]:
+        """Split, keep at most max_chunks_per_paper chunks per paper (saying so), embed."""
+        nodes = self.splitter(self._documents(papers))
+        cap = self.settings.max_chunks_per_paper
+        counts: dict[str, int] = {}
+        for node in nodes:
+            counts[node.ref_doc_id] = counts.get(node.ref_doc_id, 0) + 1
+        if any(count > cap for count in counts.values()):
+            seen: dict[str, int] = {}
+            kept = []
+            for node in nodes:
+                seen[node.ref_doc_id] = seen.get(node.ref_doc_id, 0) + 1
+                if seen[node.ref_doc_id] <= cap:
+                    kept.append(node)
+            nodes = kept
+            for paper_id, count in counts.items():
+                if count > cap and notes is not None:
+                    notes.append(
+                        f"{paper_id}: {count:,} chunks, only the first {cap:,} indexed "
+                        "(setting max_chunks_per_paper)"
+                    )
+        return IngestionPipeline(transformations=[self.embedder]).run(nodes=nodes)
 
     def _write(self, papers: Sequence[Paper], nodes: Sequence[BaseNode]) -> None:
         # Orphans of an interrupted earlier ingest. One call per batch: a where-delete
@@ -363,10 +385,11 @@ class PaperIndex:
         already = self.existing_ids(list(unique))
         fresh = [paper for paper_id, paper in unique.items() if paper_id not in already]
         added: list[Paper] = []
+        notes: list[str] = []
         batch = self.settings.ingest_batch_papers
         for start in range(0, len(fresh), batch):
             chunk = fresh[start : start + batch]
-            nodes = self._chunk_and_embed(chunk)
+            nodes = self._chunk_and_embed(chunk, notes)
             with self.writing():
                 present = self.existing_ids([paper.id for paper in chunk])
                 todo = [paper for paper in chunk if paper.id not in present]
@@ -379,7 +402,7 @@ class PaperIndex:
             with self.writing():
                 self.lexical.add(added)
                 self.lexical.mark_synced(self._bump_revision())
-        return AddResult(added=len(added), duplicates=len(papers) - len(added))
+        return AddResult(added=len(added), duplicates=len(papers) - len(added), notes=notes)
 
     def delete_paper(self, paper_id: str) -> bool:
         """Remove a paper and its chunks; False when it was not indexed."""

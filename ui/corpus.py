@@ -35,8 +35,21 @@ def check_upload(path: Path, max_mb: int) -> str | None:
         return f"{path.name}: unsupported type (use {', '.join(SUPPORTED_SUFFIXES)})"
     size_mb = path.stat().st_size / 1_000_000
     if size_mb > max_mb:
-        return f"{path.name}: {size_mb:.1f} MB is over the {max_mb} MB upload limit"
+        return (
+            f"{path.name}: {size_mb:.1f} MB is over the {max_mb} MB upload limit "
+            "(setting ui_max_upload_mb)"
+        )
     return None
+
+
+def split_by_count(files: Sequence[str], max_files: int) -> tuple[list[str], list[str]]:
+    """The files one upload may ingest, and one refusal line per file beyond the limit."""
+    refused = [
+        f"{Path(name).name}: over the {max_files} files per upload limit "
+        "(setting ui_max_upload_files)"
+        for name in files[max_files:]
+    ]
+    return list(files[:max_files]), refused
 
 
 def paper_matches(paper: Paper, query: str) -> bool:
@@ -141,7 +154,8 @@ class CorpusTab:
     def ingest_files(self, files: list[str] | None, query: str, progress=gr.Progress()):
         if not files:
             return ("Choose one or more files first.", *self.list_papers(query), None)
-        problems, accepted = [], []
+        files, problems = split_by_count(files, self.settings.ui_max_upload_files)
+        accepted = []
         self.uploads.mkdir(parents=True, exist_ok=True)
         for name in files:
             path = Path(name)
@@ -161,9 +175,12 @@ class CorpusTab:
 
             try:
                 report = ingest_paths(self.index, accepted, progress=embedded)
+                for refused in report.refused:  # nothing of it is indexed: do not keep it
+                    refused.unlink(missing_ok=True)
                 lines.append(f"**Done:** {report.summary()}")
                 problems += [
-                    problem.replace(str(self.uploads) + "/", "") for problem in report.problems()
+                    problem.replace(str(self.uploads) + "/", "")
+                    for problem in report.notes + report.problems()
                 ]
             except Exception as exc:  # a broken file must not take the app down
                 log.exception("ingest failed")
