@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     _add_common(stats)
 
+    check = commands.add_parser(
+        "check", help="find papers without vectors, orphan chunks, BM25 drift, leftovers"
+    )
+    check.add_argument("--json", action="store_true")
+    _add_common(check)
+
+    repair = commands.add_parser("repair", help="fix what `rag check` finds (under the write lock)")
+    _add_common(repair)
+
     retrieve = commands.add_parser("retrieve", help="rank papers for a query")
     retrieve.add_argument("query", nargs="?")
     retrieve.add_argument("-k", "--top-k", type=int, dest="top_k", default=None)
@@ -169,6 +178,42 @@ def cmd_stats(args: argparse.Namespace) -> int:
         for key, value in stats.items():
             say(f"{key:>10}: {value}")
     return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when healthy, 1 with one line per problem."""
+    from rag.health import check
+
+    index = _open_index(_settings(args))
+    problems = check(index)
+    if args.json:
+        print(json.dumps({
+            "index": index.location, "healthy": not problems,
+            "problems": [problem.as_json() for problem in problems],
+        }))  # fmt: skip
+    else:
+        for problem in problems:
+            say(problem.line())
+        say(f"{index.location}: {'healthy' if not problems else f'{len(problems)} problem(s)'}")
+    return EXIT_ERROR if problems else EXIT_OK
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Check, fix, check again: exit 0 only when the index ends healthy."""
+    from rag.health import check, repair
+
+    index = _open_index(_settings(args))
+    problems = check(index)
+    if not problems:
+        say(f"{index.location}: healthy, nothing to repair")
+        return EXIT_OK
+    for line in repair(index, problems):
+        say(line)
+    left = check(_open_index(_settings(args)))
+    for problem in left:
+        say(f"error: still {problem.line()}", file=sys.stderr)
+    say(f"{index.location}: {'repaired' if not left else f'{len(left)} problem(s) left'}")
+    return EXIT_ERROR if left else EXIT_OK
 
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
@@ -313,6 +358,8 @@ def cmd_local_llm(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ingest": cmd_ingest,
     "stats": cmd_stats,
+    "check": cmd_check,
+    "repair": cmd_repair,
     "retrieve": cmd_retrieve,
     "ask": cmd_ask,
     "chat": cmd_chat,
