@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from rag.formats import SUPPORTED_SUFFIXES
-from rag.index import PaperIndex
+from rag.index import IndexBusyError, PaperIndex
 from rag.ingest import ingest_paths
 from rag.papers import Paper
 from rag.settings import Settings
@@ -190,9 +190,13 @@ class CorpusTab:
 
     def delete_paper(self, paper_id: str, query: str):
         paper_id = (paper_id or "").strip()
+        try:
+            deleted = bool(paper_id) and self.index.delete_paper(paper_id)
+        except IndexBusyError as exc:
+            return (f"**Problem:** {exc}", *self.list_papers(query), paper_id)
         if not paper_id:
             message = "Select a paper (click its row) or type its id first."
-        elif self.index.delete_paper(paper_id):
+        elif deleted:
             message = f"**Done:** deleted {paper_id}"
         else:
             message = f"**Problem:** no paper with id {paper_id}"
