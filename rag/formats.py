@@ -228,10 +228,8 @@ def _year(record: dict[str, Any]) -> int:
         value = first.get("created") if isinstance(first, dict) else None
     if isinstance(value, bool) or not isinstance(value, (int, float, str, type(None))):
         raise RecordError(f"'year' must be a number or a date, not {_type_name(value)}")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value != int(value) or not 1000 <= value <= 2999:
-            raise RecordError(f"'year' {value!r} is not a year")
-        return int(value)
+    if isinstance(value, (int, float)):  # 0, -1, NaN: "unknown" in many exports
+        return int(value) if math.isfinite(value) and 1000 <= value <= 2999 else 0
     match = YEAR.search(value) if value is not None else None
     if match:
         return int(match.group(0))

@@ -197,12 +197,14 @@ def test_authors_years_and_ids_in_every_accepted_shape(tmp_path):
          "authors": [{"name": "Ann Lee"}, {"first": "Bo", "last": "Chen"}], "year": "2019-05-01"},
         {"id": "c", "title": "C", "abstract": ABSTRACT,
          "authors": [["Lee", "Ann", ""], ["Chen", "Bo", ""]], "date": "Mon, 2 Jan 2023"},
+        {"id": "d", "title": "D", "abstract": ABSTRACT, "authors": "Ann Lee, Bo Chen", "year": 0},
     ]  # fmt: skip
     papers = parse_file(write_jsonl(tmp_path / "shapes.jsonl", rows)).papers
     assert [(p.id, p.authors, p.year) for p in papers] == [
         ("7", "Ann Lee, Bo Chen", 2021),
         ("b", "Ann Lee, Bo Chen", 2019),
         ("c", "Ann Lee, Bo Chen", 2023),
+        ("d", "Ann Lee, Bo Chen", 0),  # 0 = unknown, as many exports write it
     ]
 
 
