@@ -391,6 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"error: setting {where}: {message}" if where else f"error: {message}", file=sys.stderr)
     except _expected_errors() as exc:
         say(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+    except Exception as exc:  # chromadb's errors, e.g. an index damaged by unlocked writers
+        if not type(exc).__module__.startswith("chromadb"):  # (imported lazily: not named)
+            raise
+        say(f"error: Chroma: {' '.join(str(exc).split())} (run `rag check`)", file=sys.stderr)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

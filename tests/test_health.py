@@ -14,8 +14,11 @@ from tests.test_formats import make_pdf
 from tests.test_index import persist_often
 
 PAPERS = [
-    Paper(f"h{i}", f"Health paper {i} on {topic}", f"We study {topic} in depth, case {i}.")
-    for i, topic in enumerate(["glaciers", "volcanoes", "coral reefs", "deserts", "tides"])
+    Paper(f"h{i}", f"Health paper {i} on {topic}", f"We study {topic} in depth, case {i}.",
+          year=2020)  # fmt: skip
+    for i, topic in enumerate(
+        ["glaciers", "volcanoes", "coral reefs", "deserts", "tides", "monsoons", "aquifers"]
+    )
 ]
 
 
@@ -33,11 +36,12 @@ def unlocked_write(index: PaperIndex, papers: list[Paper]) -> None:
 def lose_vectors(settings) -> None:
     """Two views of one local index, each with its own in-memory graph (as two processes):
     the stale one writes last, its graph files replace the other's, and the write log
-    that could have replayed them is already purged: h3's vectors are gone."""
+    that could have replayed them is already purged: h3's and h5's vectors are gone.
+    (Two records per write reach the collections' sync threshold of 2.)"""
     stale = PaperIndex(settings)
     stale.papers.count(), stale.chunks.count()  # load both graphs now
-    unlocked_write(PaperIndex(settings), [PAPERS[3]])
-    unlocked_write(stale, [PAPERS[4]])
+    unlocked_write(PaperIndex(settings), [PAPERS[3], PAPERS[5]])
+    unlocked_write(stale, [PAPERS[4], PAPERS[6]])
 
 
 def test_check_finds_and_repair_fixes_every_fault(tmp_path, capsys):
@@ -52,7 +56,7 @@ def test_check_finds_and_repair_fixes_every_fault(tmp_path, capsys):
     ingest_paths(index, [pdf])
     lose_vectors(settings)
     index = PaperIndex(settings)
-    index.lexical.add([PAPERS[3], PAPERS[4]])  # BM25 in step with what the writers added
+    index.lexical.add(PAPERS[3:])  # BM25 in step with what the writers added
     # A paper record whose chunks are gone, orphan chunks of a paper never recorded,
     # BM25 drift, a killed BM25 rebuild, an upload nothing came from.
     pdf_id = next(p.id for p in index.iter_papers() if p.source == str(pdf))
@@ -68,12 +72,13 @@ def test_check_finds_and_repair_fixes_every_fault(tmp_path, capsys):
     assert code == 1
     lines = out.splitlines()
     assert "no-vector: h3: paper vector missing from the graph" in lines
+    assert "no-vector: h5: paper vector missing from the graph" in lines
     assert f"no-chunks: {pdf_id}: paper has no chunks" in lines
     assert "orphan-chunks: ghost: 1 chunk(s) without a paper" in lines
     assert any(line.startswith("lexical-drift: ") and "lacks 1" in line for line in lines)
     assert any(line.startswith("leftover: ") and line.endswith("gen-1: left by an interrupted BM25 rebuild") for line in lines)
     assert any("refused.jsonl: upload no paper comes from" in line for line in lines)
-    assert lines[-1] == f"{settings.index}: 6 problem(s)"
+    assert lines[-1] == f"{settings.index}: 7 problem(s)"
     code, out, _ = run(capsys, "check", "--json", "--index", str(settings.index))
     report = json.loads(out)
     assert code == 1 and report["healthy"] is False
@@ -90,7 +95,8 @@ def test_check_finds_and_repair_fixes_every_fault(tmp_path, capsys):
     from rag.retrieve import retrieve
 
     healed.settings.retrieval_mode = "dense"
-    assert retrieve(healed, PAPERS[3].title + "\n\n" + PAPERS[3].abstract, 1)[0].paper.id == "h3"
+    for lost in (PAPERS[3], PAPERS[5]):
+        assert retrieve(healed, f"{lost.title}\n\n{lost.abstract}", 1)[0].paper.id == lost.id
     assert run(capsys, "check", "--index", str(settings.index))[0] == 0
 
 
@@ -109,3 +115,16 @@ def test_repair_reindexes_a_pdf_whose_source_is_gone_from_its_abstract(tmp_path,
     assert code == 0
     assert f"note: {paper_id}: source {pdf} is gone; re-indexed from its abstract only" in out
     assert len(PaperIndex(settings).chunks.get(where={"document_id": paper_id})["ids"]) == 1
+
+
+def test_a_damaged_index_gives_one_error_line_not_a_traceback(tmp_path, capsys):
+    settings = make_settings(tmp_path)
+    persist_often(settings, sync_threshold=2)
+    PaperIndex(settings).add_papers(PAPERS[:3])
+    lose_vectors(settings)  # h3 is stored but missing from the graph
+    index = str(settings.index)
+    assert run(capsys, "check", "--index", index)[1].startswith("no-vector: h3")  # (and h5)
+    code, out, err = run(capsys, "retrieve", "glaciers and tides", "--year", "2020", "--index", index)
+    assert (code, out) == (1, "")
+    assert err.startswith("error: Chroma: ") and err.endswith("(run `rag check`)\n")
+    assert err.count("\n") == 1
