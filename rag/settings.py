@@ -120,6 +120,14 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Most files the Corpus tab ingests per upload."
     )
 
+    @model_validator(mode="after")
+    def _top_k_within_limit(self) -> "Settings":
+        if not 1 <= self.top_k <= self.max_top_k:
+            raise ValueError(
+                f"top_k {self.top_k} is outside 1..{self.max_top_k} (setting max_top_k)"
+            )
+        return self
+
     # --- retrieval ----------------------------------------------------------------
     top_k: int = Field(default=5, description="Papers handed to the answer stage.")
     chunk_candidates: int = Field(
@@ -321,14 +329,6 @@ class Settings(BaseSettings):
     ui_queue_size: int = Field(
         default=32, description="Requests that may wait in the UI queue before new ones are refused."
     )
-
-    @model_validator(mode="after")
-    def _top_k_within_limit(self) -> "Settings":
-        if not 1 <= self.top_k <= self.max_top_k:
-            raise ValueError(
-                f"top_k {self.top_k} is outside 1..{self.max_top_k} (setting max_top_k)"
-            )
-        return self
 
     @classmethod
     def settings_customise_sources(
