@@ -15,9 +15,16 @@ from pathlib import Path
 from pydantic import ValidationError
 
 import rag  # noqa: F401  (pins offline environment before heavy imports)
+from rag.papers import strip_controls
 from rag.settings import Settings, load_settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def say(*parts: object, file=None) -> None:
+    """print() for anything that may carry text from papers, file names or the index:
+    control characters (ESC sequences) never reach the terminal."""
+    print(*(strip_controls(str(part)) for part in parts), file=file or sys.stdout)
 
 
 class UserError(Exception):
@@ -67,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="papers, chunks, index location, embedder")
     stats.add_argument("--json", action="store_true")
     _add_common(stats)
+
+    check = commands.add_parser(
+        "check", help="find papers without vectors, orphan chunks, BM25 drift, leftovers"
+    )
+    check.add_argument("--json", action="store_true")
+    _add_common(check)
+
+    repair = commands.add_parser("repair", help="fix what `rag check` finds (under the write lock)")
+    _add_common(repair)
 
     retrieve = commands.add_parser("retrieve", help="rank papers for a query")
     retrieve.add_argument("query", nargs="?")
@@ -138,9 +154,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         sys.stderr.isatty()
     ) else None
     report = ingest_paths(index, args.paths, progress=progress)
-    print(report.summary())
+    say(report.summary())
+    for line in report.notes:
+        say(f"note: {line}", file=sys.stderr)
     for line in report.problems():
-        print(f"error: {line}", file=sys.stderr)
+        say(f"error: {line}", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
@@ -158,8 +176,44 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(json.dumps(stats))
     else:
         for key, value in stats.items():
-            print(f"{key:>10}: {value}")
+            say(f"{key:>10}: {value}")
     return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when healthy, 1 with one line per problem."""
+    from rag.health import check
+
+    index = _open_index(_settings(args))
+    problems = check(index)
+    if args.json:
+        print(json.dumps({
+            "index": index.location, "healthy": not problems,
+            "problems": [problem.as_json() for problem in problems],
+        }))  # fmt: skip
+    else:
+        for problem in problems:
+            say(problem.line())
+        say(f"{index.location}: {'healthy' if not problems else f'{len(problems)} problem(s)'}")
+    return EXIT_ERROR if problems else EXIT_OK
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Check, fix, check again: exit 0 only when the index ends healthy."""
+    from rag.health import check, repair
+
+    index = _open_index(_settings(args))
+    problems = check(index)
+    if not problems:
+        say(f"{index.location}: healthy, nothing to repair")
+        return EXIT_OK
+    for line in repair(index, problems):
+        say(line)
+    left = check(_open_index(_settings(args)))
+    for problem in left:
+        say(f"error: still {problem.line()}", file=sys.stderr)
+    say(f"{index.location}: {'repaired' if not left else f'{len(left)} problem(s) left'}")
+    return EXIT_ERROR if left else EXIT_OK
 
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
@@ -192,8 +246,8 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     if not sources:
         print("no results (is the index empty?)")
     for row in sources_json(sources):
-        print(f"{row['rank']:>2}. [{row['score']:.3f}] {row['title']}  ({row['id']})")
-        print(f"    {row['snippet']}")
+        say(f"{row['rank']:>2}. [{row['score']:.3f}] {row['title']}  ({row['id']})")
+        say(f"    {row['snippet']}")
     return EXIT_OK
 
 
@@ -237,15 +291,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(result.model_dump_json())
         return EXIT_OK
-    print(result.answer)
+    say(result.answer)
     if result.citations:
         print()
         for source in result.sources:
             if source.cited:
                 link = f"  {source.url}" if source.url else ""
-                print(f"[{source.n}] {source.title} ({source.paper_id}){link}")
+                say(f"[{source.n}] {source.title} ({source.paper_id}){link}")
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}", file=sys.stderr)
     unsupported = sum(not sentence.supported for sentence in result.sentences)
     if unsupported:
         print(f"note: {unsupported} sentence(s) not supported by the abstract they cite "
@@ -304,6 +358,8 @@ def cmd_local_llm(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ingest": cmd_ingest,
     "stats": cmd_stats,
+    "check": cmd_check,
+    "repair": cmd_repair,
     "retrieve": cmd_retrieve,
     "ask": cmd_ask,
     "chat": cmd_chat,
@@ -314,11 +370,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from rag.formats import FormatError
-    from rag.index import IndexMismatchError
+    from rag.index import IndexBusyError, IndexMismatchError
     from rag.llm import LLMError
     from rag.local_llm import LocalLLMError
 
-    return (UserError, FormatError, IndexMismatchError, LLMError, LocalLLMError, ValueError, OSError)
+    return (
+        UserError, FormatError, IndexMismatchError, IndexBusyError, LLMError, LocalLLMError,
+        ValueError, OSError,
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -327,9 +386,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ValidationError as exc:
         first = exc.errors()[0]
-        print(f"error: setting {'.'.join(map(str, first['loc']))}: {first['msg']}", file=sys.stderr)
+        where = ".".join(map(str, first["loc"]))
+        message = first["msg"].removeprefix("Value error, ")
+        say(f"error: setting {where}: {message}" if where else f"error: {message}", file=sys.stderr)
     except _expected_errors() as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        say(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+    except Exception as exc:  # chromadb's errors, e.g. an index damaged by unlocked writers
+        if not type(exc).__module__.startswith("chromadb"):  # (imported lazily: not named)
+            raise
+        say(f"error: Chroma: {' '.join(str(exc).split())} (run `rag check`)", file=sys.stderr)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

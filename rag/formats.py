@@ -6,6 +6,15 @@ corpus, or anything with title + abstract/text), CSV with the same columns, and
 PDF. A whole-file problem raises `FormatError` with a one-line message; bad
 records inside an otherwise good file are returned with their line numbers so
 the good ones still get ingested.
+
+Records are checked strictly, field by field: a title or abstract must be text,
+authors a string or a list of names, a year a number or a date, an id a string
+or a number. A wrong type refuses that record (with its line number) instead of
+storing a Python repr. Invalid UTF-8 refuses only the lines it occurs on.
+Control characters are removed from every stored field, and only http(s) URLs
+are kept as links (anything else, e.g. `javascript:`, is dropped silently and
+the record keeps its arXiv link when its id has one). Oversized records are
+refused against `RecordLimits` (settings max_abstract_chars, max_title_chars).
 """
 
 from __future__ import annotations
@@ -14,16 +23,38 @@ import csv
 import gzip
 import io
 import json
+import logging
+import math
 import re
+import warnings
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from rag.papers import Paper, paper_url, title_id
+from rag.papers import Paper, paper_url, strip_controls, title_id
 
 
 class FormatError(ValueError):
     """A file that cannot be read as any supported format (message is one line)."""
+
+
+class RecordError(ValueError):
+    """One record that cannot become a paper (message names the field or the limit)."""
+
+
+@dataclass(frozen=True)
+class RecordLimits:
+    """Size bounds per record, so one huge line cannot become hours of embedding."""
+
+    max_abstract_chars: int = 20_000
+    max_title_chars: int = 1_000
+
+    @classmethod
+    def from_settings(cls, settings) -> "RecordLimits":
+        return cls(settings.max_abstract_chars, settings.max_title_chars)
 
 
 @dataclass
@@ -66,12 +97,9 @@ def detect_format(path: Path) -> str:
         return "pdf"
     if b"\x00" in head:
         raise FormatError(f"{path}: binary file, not a supported format (PDF, JSONL, CSV, text)")
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a multi-byte char cut by the sniff window
-            raise FormatError(f"{path}: not UTF-8 text and not a PDF") from None
-        text = head[: exc.start].decode("utf-8")
+    text = head.decode("utf-8", errors="replace")
+    if text.count("\ufffd") > len(text) // 20:  # a few bad bytes are reported per line
+        raise FormatError(f"{path}: not UTF-8 text and not a PDF")
     stripped = text.lstrip("\ufeff \t\r\n")
     name = path.name.lower()
     if stripped.startswith("{") or name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json")):
@@ -109,8 +137,11 @@ def _looks_like_seed_page(text: str) -> bool:
     return all(len(title) <= MAX_TITLE_CHARS for title in titles)
 
 
-def parse_seed_page(path: Path, text: str) -> ParsedFile:
-    """Header lines up to the date line, then alternating title / abstract lines."""
+def parse_seed_page(path: Path, text: str, damaged: bool = False) -> ParsedFile:
+    """Header lines up to the date line, then alternating title / abstract lines.
+
+    `damaged`: the file had invalid UTF-8 (U+FFFD marks it); such pairs are refused."""
+    text = strip_controls(text)
     lines = _nonblank_lines(text)
     start = _seed_body_start(lines)
     if start is None:
@@ -126,6 +157,9 @@ def parse_seed_page(path: Path, text: str) -> ParsedFile:
             raise FormatError(
                 f"{path}: title/abstract alternation broken near non-blank line {start + offset + 1}"
             )
+        if damaged and "\ufffd" in title + abstract:
+            parsed.bad_lines.append((start + offset + 1, "not valid UTF-8"))
+            continue
         parsed.papers.append(
             Paper(id=title_id(title), title=title, abstract=abstract, source=str(path))
         )
@@ -140,59 +174,142 @@ def _first(record: dict[str, Any], *keys: str) -> Any:
     return None
 
 
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _clean(text: str) -> str:
+    """One line of text: control characters removed, whitespace collapsed."""
+    return " ".join(strip_controls(text).split())
+
+
+def _text(value: Any, name: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RecordError(f"'{name}' must be text, not {_type_name(value)}")
+    return _clean(value)
+
+
+NAME_PARTS = ("first", "given", "middle", "last", "family", "suffix")
+
+
+def _author_name(item: Any) -> str:
+    """One author: a string, arXiv's [last, first, suffix] list, or a dict with a name."""
+    if isinstance(item, str):
+        return _clean(item)
+    if isinstance(item, list) and all(isinstance(part, str) for part in item):
+        return _clean(" ".join(reversed(item)))
+    if isinstance(item, dict):
+        if isinstance(item.get("name"), str):
+            return _clean(item["name"])
+        parts = [item.get(key) for key in NAME_PARTS if item.get(key) not in (None, "")]
+        if parts and all(isinstance(part, str) for part in parts):
+            return _clean(" ".join(parts))
+    raise RecordError(f"'authors' entries must be names, not {_type_name(item)}")
+
+
 def _authors(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return _clean(value)
     if isinstance(value, list):
-        names = [
-            " ".join(part for part in reversed(item) if part).strip()
-            if isinstance(item, list)
-            else str(item.get("name", "")) if isinstance(item, dict) else str(item)
-            for item in value
-        ]
-        return ", ".join(name for name in names if name)
-    return " ".join(str(value or "").split())
+        return ", ".join(name for name in map(_author_name, value) if name)
+    raise RecordError(f"'authors' must be a string or a list of names, not {_type_name(value)}")
 
 
 def _year(record: dict[str, Any]) -> int:
     value = _first(record, "year", "date", "published", "update_date")
-    if value is None and record.get("versions"):
+    if value is None and isinstance(record.get("versions"), list) and record["versions"]:
         first = record["versions"][0]
         value = first.get("created") if isinstance(first, dict) else None
-    match = YEAR.search(str(value)) if value is not None else None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, type(None))):
+        raise RecordError(f"'year' must be a number or a date, not {_type_name(value)}")
+    if isinstance(value, (int, float)):  # 0, -1, NaN: "unknown" in many exports
+        return int(value) if math.isfinite(value) and 1000 <= value <= 2999 else 0
+    match = YEAR.search(value) if value is not None else None
     if match:
         return int(match.group(0))
     arxiv_new_style = re.match(r"^(\d{2})(\d{2})\.\d{4,5}", str(record.get("id", "")))
     return 2000 + int(arxiv_new_style.group(1)) if arxiv_new_style else 0
 
 
-def paper_from_record(record: dict[str, Any], source: str) -> Paper:
-    """Map one JSON/CSV record onto a Paper; raise ValueError naming what is missing."""
+def _given_id(record: dict[str, Any]) -> str:
+    value = _first(record, "id", "_id", "paper_id")
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RecordError(f"'id' must be a string or a number, not {_type_name(value)}")
+    return _clean(str(value))
+
+
+def _categories(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return _clean(" ".join(value))
+    return _text(value, "categories")
+
+
+def _link(value: Any) -> str:
+    """Only http(s) URLs become links; anything else is dropped (documented above)."""
+    url = _clean(value) if isinstance(value, str) else ""
+    return url if re.match(r"^https?://[^\s/]+", url, re.I) else ""
+
+
+def paper_from_record(
+    record: dict[str, Any], source: str, limits: RecordLimits = RecordLimits()
+) -> Paper:
+    """Map one JSON/CSV record onto a Paper; raise RecordError naming what is wrong."""
     metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
     merged = {**metadata, **record}
-    title = " ".join(str(_first(merged, "title") or "").split())
-    abstract = " ".join(str(_first(merged, "abstract", "text") or "").split())
+    title = _text(_first(merged, "title"), "title")
+    abstract = _text(_first(merged, "abstract", "text"), "abstract")
     if not title and not abstract:
-        raise ValueError("no title and no abstract/text")
+        raise RecordError("no title and no abstract/text")
     if not abstract:
-        raise ValueError("no abstract/text")
-    given_id = _first(merged, "id", "_id", "paper_id")
-    paper_id = str(given_id) if given_id is not None else title_id(title or abstract[:200])
-    categories = _first(merged, "categories")
-    if isinstance(categories, list):
-        categories = " ".join(str(item) for item in categories)
+        raise RecordError("no abstract/text")
+    if len(abstract) > limits.max_abstract_chars:
+        raise RecordError(
+            f"abstract/text has {len(abstract):,} characters, over the limit of "
+            f"{limits.max_abstract_chars:,} (setting max_abstract_chars)"
+        )
+    if len(title) > limits.max_title_chars:
+        raise RecordError(
+            f"title has {len(title):,} characters, over the limit of "
+            f"{limits.max_title_chars:,} (setting max_title_chars)"
+        )
+    paper_id = _given_id(merged) or title_id(title or abstract[:200])
     return Paper(
         id=paper_id,
         title=title or abstract[:120],
         abstract=abstract,
         authors=_authors(_first(merged, "authors", "author")),
         year=_year(merged),
-        url=paper_url(paper_id, str(_first(merged, "url") or "")),
-        categories=str(categories or ""),
+        url=paper_url(paper_id, _link(_first(merged, "url"))),
+        categories=_categories(_first(merged, "categories")),
         source=source,
     )
 
 
-def _records_from_jsonl(lines: Iterable[str], parsed: ParsedFile) -> None:
-    for number, line in enumerate(lines, start=1):
+def _decode_error(exc: UnicodeDecodeError) -> str:
+    return f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
+
+
+def _records_from_jsonl(
+    lines: Iterable[bytes], parsed: ParsedFile, limits: RecordLimits
+) -> None:
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            parsed.bad_lines.append((number, _decode_error(exc)))
+            continue
+        if number == 1:
+            line = line.lstrip("\ufeff")
         if not line.strip():
             continue
         try:
@@ -200,41 +317,66 @@ def _records_from_jsonl(lines: Iterable[str], parsed: ParsedFile) -> None:
         except json.JSONDecodeError as exc:
             parsed.bad_lines.append((number, f"invalid JSON ({exc.msg})"))
             continue
+        except RecursionError:
+            parsed.bad_lines.append((number, "invalid JSON (nested too deeply)"))
+            continue
         if not isinstance(record, dict):
             parsed.bad_lines.append((number, "not a JSON object"))
             continue
         try:
-            parsed.papers.append(paper_from_record(record, str(parsed.path)))
-        except ValueError as exc:
+            parsed.papers.append(paper_from_record(record, str(parsed.path), limits))
+        except RecordError as exc:
             parsed.bad_lines.append((number, str(exc)))
 
 
-def parse_jsonl(path: Path) -> ParsedFile:
+def parse_jsonl(path: Path, limits: RecordLimits = RecordLimits()) -> ParsedFile:
     parsed = ParsedFile(path=path, format="jsonl")
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8", errors="strict") as handle:
-            _records_from_jsonl(handle, parsed)
-    except (EOFError, gzip.BadGzipFile) as exc:
+        with opener(path, "rb") as handle:
+            _records_from_jsonl(handle, parsed, limits)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         parsed.bad_lines.append((0, f"file truncated or corrupt ({exc})"))
-    except UnicodeDecodeError:
-        raise FormatError(f"{path}: not UTF-8 text") from None
     return parsed
 
 
-def parse_csv(path: Path) -> ParsedFile:
+def _decode_lenient(data: bytes, encoding: str = "utf-8") -> tuple[str, bool]:
+    """Text and whether any bytes were invalid (then U+FFFD marks where)."""
+    try:
+        return data.decode(encoding), False
+    except UnicodeDecodeError:
+        return data.decode(encoding, errors="replace"), True
+
+
+def parse_csv(path: Path, limits: RecordLimits = RecordLimits()) -> ParsedFile:
     parsed = ParsedFile(path=path, format="csv")
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    text, damaged = _decode_lenient(path.read_bytes(), "utf-8-sig")
     dialect = "excel-tab" if path.name.lower().endswith(".tsv") else "excel"
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    columns = {name.strip().lower() for name in reader.fieldnames or []}
+    try:
+        columns = {name.strip().lower() for name in reader.fieldnames or []}
+    except csv.Error as exc:
+        raise FormatError(f"{path}: unreadable CSV header ({exc})") from None
     if "title" not in columns or not columns & {"abstract", "text"}:
         raise FormatError(f"{path}: CSV needs a 'title' and an 'abstract' or 'text' column")
-    for row in reader:
-        record = {key.strip().lower(): value for key, value in row.items() if key}
+    while True:
         try:
-            parsed.papers.append(paper_from_record(record, str(path)))
-        except ValueError as exc:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            parsed.bad_lines.append((reader.line_num, f"unreadable CSV row ({exc})"))
+            continue
+        values = [value for value in row.values() if isinstance(value, str)]
+        if damaged and any("\ufffd" in value for value in values):
+            parsed.bad_lines.append((reader.line_num, "not valid UTF-8"))
+            continue
+        record = {
+            key.strip().lower(): value for key, value in row.items() if isinstance(key, str)
+        }
+        try:
+            parsed.papers.append(paper_from_record(record, str(path), limits))
+        except RecordError as exc:
             parsed.bad_lines.append((reader.line_num, str(exc)))
     return parsed
 
@@ -279,16 +421,32 @@ def parse_pdf(path: Path) -> ParsedFile:
     return ParsedFile(path=path, format="pdf", papers=[paper])
 
 
-def parse_file(path: Path) -> ParsedFile:
+@contextmanager
+def _quiet_pypdf() -> Iterator[None]:
+    """pypdf logs and warns about damaged files on stderr; the `error:` line says it all."""
+    logger = logging.getLogger("pypdf")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def parse_file(path: Path, limits: RecordLimits = RecordLimits()) -> ParsedFile:
     """Read one file in whatever supported format it holds."""
     kind = detect_format(path)
     if kind == "pdf":
-        return parse_pdf(path)
+        with _quiet_pypdf():
+            return parse_pdf(path)
     if kind == "jsonl":
-        return parse_jsonl(path)
+        return parse_jsonl(path, limits)
     if kind == "csv":
-        return parse_csv(path)
-    return parse_seed_page(path, path.read_text(encoding="utf-8", errors="replace"))
+        return parse_csv(path, limits)
+    text, damaged = _decode_lenient(path.read_bytes())
+    return parse_seed_page(path, text, damaged)
 
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz", ".ndjson", ".json", ".csv", ".tsv", ".pdf")

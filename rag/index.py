@@ -5,18 +5,38 @@ written through llama-index's Chroma vector store) and `<name>_papers` (one
 record per paper: the abstract the LLM reads and the metadata a citation
 shows). A paper's record is written only after all of its chunks, so a crash
 mid-ingest leaves at worst orphan chunks, which the next ingest replaces.
+
+One writer at a time: every write (ingest batch, delete, repair) holds an
+exclusive `fcntl` lock on `<index>/.write.lock`. A local (persistent) Chroma
+keeps each collection's HNSW graph in the memory of the process that loaded
+it and writes it back to disk from there, so two processes writing at once
+overwrite each other's graph files and papers silently lose their vectors.
+Under the lock a writer first re-opens its Chroma view when the index changed
+since it last looked (the revision token), so it builds on the other writer's
+data instead of its own stale copy. Readers (the chat UI) re-open their view
+the same way when the revision changes, under a shared lock, so they see
+papers other processes added. Several processes that must write at the same
+time should share a `chroma run` server (settings chroma_host/chroma_port).
 """
 
 from __future__ import annotations
 
+import fcntl
+import sys
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import chromadb
 import numpy as np
+from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
+from chromadb.config import System
 from llama_index.core import Document
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.node_parser import SentenceSplitter
@@ -38,36 +58,102 @@ class IndexMismatchError(RuntimeError):
     """The index was built with another embedder than the one configured."""
 
 
+class IndexBusyError(RuntimeError):
+    """Another process kept the index's write lock longer than write_lock_timeout_s."""
+
+
+READER_LOCK_WAIT_S = 10.0
+"""How long a reader waits for a writer's batch before it keeps its current view."""
+LOCK_POLL_S = 0.2
+
+_PROCESS_LOCKS: dict[Path, threading.RLock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.RLock:
+    """One re-entrant lock per lock file and process: flock does not exclude threads that
+    share a process from each other re-entrantly, so threads queue here first."""
+    with _PROCESS_LOCKS_GUARD:
+        return _PROCESS_LOCKS.setdefault(path, threading.RLock())
+
+
+def _flock(handle, mode: int, timeout_s: float) -> bool:
+    """Take an flock within timeout_s (bounded polling, so a timeout is possible)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(LOCK_POLL_S)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 @dataclass
 class AddResult:
     added: int
     duplicates: int
+    notes: list[str] = field(default_factory=list)
 
 
 class PaperIndex:
     """Chroma-backed store of papers and their chunks; the only writer of the index."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, on_wait: Callable[[str], None] = _say):
         self.settings = settings
+        self.on_wait = on_wait
+        """Told once when a write has to wait for another process's write."""
         settings.index.mkdir(parents=True, exist_ok=True)
-        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        self.lock_path = settings.index / ".write.lock"
         if settings.chroma_host:
-            self.client = chromadb.HttpClient(
-                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
-            )
             self.location = f"chroma://{settings.chroma_host}:{settings.chroma_port}"
         else:
-            self.client = chromadb.PersistentClient(
-                path=str(settings.index / "chroma"), settings=chroma_settings
-            )
             self.location = str(settings.index)
-        label = embedder_label(settings.embed_model)
+        self.embedder_label = embedder_label(settings.embed_model)
+        self._write_depth = 0
+        self._told_wait = False  # the waiting message is said once per add/delete call
+        self._refresh_guard = threading.Lock()
+        self._system: System | None = None  # this object's own Chroma System (local index)
+        self._retired: System | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        """Open (or re-open) the Chroma client and both collections; remember the revision.
+
+        A PersistentClient shares one Chroma `System` per path within a process, and
+        that System loads each HNSW graph once and never re-reads it, so another
+        process's writes stay invisible to dense search (and a filtered query for
+        their ids fails with "Error finding id"). Dropping the path from chromadb's
+        cache makes the next client load the graph and the write log from disk
+        afresh. The view before the previous one is stopped (its memory freed: ~5 MB per
+        re-open otherwise stays); the previous one stays usable for queries in flight.
+        """
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        if self.settings.chroma_host:
+            self.client = chromadb.HttpClient(
+                host=self.settings.chroma_host, port=self.settings.chroma_port,
+                settings=chroma_settings,
+            )  # fmt: skip
+        else:
+            path = str(self.settings.index / "chroma")
+            if self._retired is not None:
+                self._retired.stop()
+            self._retired = self._system
+            SharedSystemClient._identifier_to_system.pop(path, None)
+            self.client = chromadb.PersistentClient(path=path, settings=chroma_settings)
+            self._system = SharedSystemClient._identifier_to_system[path]
+        label = self.embedder_label
         space = {"hnsw:space": "cosine", "embedder": label}
         self.chunks = self.client.get_or_create_collection(
-            f"{settings.collection}_chunks", metadata=space, embedding_function=None
+            f"{self.settings.collection}_chunks", metadata=space, embedding_function=None
         )
         self.papers = self.client.get_or_create_collection(
-            f"{settings.collection}_papers", metadata=space, embedding_function=None
+            f"{self.settings.collection}_papers", metadata=space, embedding_function=None
         )
         built_with = (self.chunks.metadata or {}).get("embedder", label)
         if built_with != label:
@@ -75,7 +161,82 @@ class PaperIndex:
                 f"index at {self.location} was built with embedder '{built_with}', "
                 f"but '{label}' is configured; use another --index"
             )
-        self.embedder_label = label
+        self.__dict__.pop("vector_store", None)
+        self._view_revision = self.revision()
+
+    # --- one writer, fresh readers ------------------------------------------------------
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the index's exclusive write lock (re-entrant within this object).
+
+        Waits for another writer with one message, up to write_lock_timeout_s; then
+        raises IndexBusyError. On entry the Chroma view is re-opened if anyone wrote
+        since it was opened, and the revision is bumped so readers re-open theirs.
+        """
+        process_lock = _process_lock(self.lock_path)
+        timeout = self.settings.write_lock_timeout_s
+        if not process_lock.acquire(timeout=timeout):
+            raise self._busy(timeout)
+        try:
+            if self._write_depth:
+                self._write_depth += 1
+                try:
+                    yield
+                finally:
+                    self._write_depth -= 1
+                return
+            with open(self.lock_path, "a") as handle:
+                if not _flock(handle, fcntl.LOCK_EX, 0):
+                    if not self._told_wait:
+                        self._told_wait = True
+                        self.on_wait(
+                            f"another process is writing to {self.location}; waiting… "
+                            f"(up to {timeout:g} s, setting write_lock_timeout_s)"
+                        )
+                    if not _flock(handle, fcntl.LOCK_EX, timeout):
+                        raise self._busy(timeout)
+                self._write_depth = 1
+                try:
+                    if self.revision() != self._view_revision:
+                        self._connect()
+                    self._bump_revision()
+                    yield
+                finally:
+                    self._write_depth = 0
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            process_lock.release()
+
+    def _busy(self, timeout: float) -> IndexBusyError:
+        return IndexBusyError(
+            f"another process is still writing to {self.location} after {timeout:g} s; "
+            "try again later or raise write_lock_timeout_s (env RAG_WRITE_LOCK_TIMEOUT_S)"
+        )
+
+    def refresh(self) -> bool:
+        """Re-open the Chroma view when another process wrote since; True when it did.
+
+        Cheap when nothing changed (one revision read). The re-open waits for a
+        writer's current batch under a shared lock, so it never loads a half-written
+        graph; if the writer holds on longer than READER_LOCK_WAIT_S the current
+        view is kept for now. A `chroma run` server has one view for everyone.
+        """
+        if self.settings.chroma_host or self._write_depth:
+            return False
+        with self._refresh_guard:
+            if self.revision() == self._view_revision:
+                return False
+            with open(self.lock_path, "a") as handle:
+                if not _flock(handle, fcntl.LOCK_SH, READER_LOCK_WAIT_S):
+                    return False
+                try:
+                    self._connect()
+                    # Load both graphs (and replay the write log) while writers wait.
+                    self.chunks.count()
+                    self.papers.count()
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return True
 
     @cached_property
     def embedder(self):
@@ -124,6 +285,7 @@ class PaperIndex:
         # hnsw:* keys are fixed at creation; Chroma refuses to see them in a modify.
         kept = {k: v for k, v in (current or {}).items() if not k.startswith("hnsw:")}
         self.papers.modify(metadata={**kept, "revision": revision})
+        self._view_revision = revision  # our own write: our view is current
         return revision
 
     def all_ids(self) -> list[str]:
@@ -174,9 +336,30 @@ class PaperIndex:
             for paper in papers
         ]
 
-    def _chunk_and_embed(self, papers: Sequence[Paper]) -> list[BaseNode]:
-        pipeline = IngestionPipeline(transformations=[self.splitter, self.embedder])
-        return pipeline.run(documents=self._documents(papers))
+    def _chunk_and_embed(
+        self, papers: Sequence[Paper], notes: list[str] | None = None
+    ) -> list[BaseNode]:
+        """Split, keep at most max_chunks_per_paper chunks per paper (saying so), embed."""
+        nodes = self.splitter(self._documents(papers))
+        cap = self.settings.max_chunks_per_paper
+        counts: dict[str, int] = {}
+        for node in nodes:
+            counts[node.ref_doc_id] = counts.get(node.ref_doc_id, 0) + 1
+        if any(count > cap for count in counts.values()):
+            seen: dict[str, int] = {}
+            kept = []
+            for node in nodes:
+                seen[node.ref_doc_id] = seen.get(node.ref_doc_id, 0) + 1
+                if seen[node.ref_doc_id] <= cap:
+                    kept.append(node)
+            nodes = kept
+            for paper_id, count in counts.items():
+                if count > cap and notes is not None:
+                    notes.append(
+                        f"{paper_id}: {count:,} chunks, only the first {cap:,} indexed "
+                        "(setting max_chunks_per_paper)"
+                    )
+        return IngestionPipeline(transformations=[self.embedder]).run(nodes=nodes)
 
     def _write(self, papers: Sequence[Paper], nodes: Sequence[BaseNode]) -> None:
         # Orphans of an interrupted earlier ingest. One call per batch: a where-delete
@@ -198,29 +381,45 @@ class PaperIndex:
         )
 
     def add_papers(self, papers: Sequence[Paper], progress: Progress | None = None) -> AddResult:
-        """Add papers not yet indexed (by id); duplicates within `papers` count once."""
+        """Add papers not yet indexed (by id); duplicates within `papers` count once.
+
+        Embedding (the slow part) runs outside the write lock; each batch is then
+        written under it, skipping papers another writer stored in the meantime.
+        """
+        self._told_wait = False
         unique: dict[str, Paper] = {}
         for paper in papers:
             unique.setdefault(paper.id, paper)
         already = self.existing_ids(list(unique))
         fresh = [paper for paper_id, paper in unique.items() if paper_id not in already]
+        added: list[Paper] = []
+        notes: list[str] = []
         batch = self.settings.ingest_batch_papers
         for start in range(0, len(fresh), batch):
             chunk = fresh[start : start + batch]
-            self._write(chunk, self._chunk_and_embed(chunk))
+            nodes = self._chunk_and_embed(chunk, notes)
+            with self.writing():
+                present = self.existing_ids([paper.id for paper in chunk])
+                todo = [paper for paper in chunk if paper.id not in present]
+                if todo:
+                    self._write(todo, [node for node in nodes if node.ref_doc_id not in present])
+                    added.extend(todo)
             if progress:
                 progress(min(start + batch, len(fresh)), len(fresh))
-        if fresh:
-            self.lexical.add(fresh)
-            self.lexical.mark_synced(self._bump_revision())
-        return AddResult(added=len(fresh), duplicates=len(papers) - len(fresh))
+        if added:
+            with self.writing():
+                self.lexical.add(added)
+                self.lexical.mark_synced(self._bump_revision())
+        return AddResult(added=len(added), duplicates=len(papers) - len(added), notes=notes)
 
     def delete_paper(self, paper_id: str) -> bool:
         """Remove a paper and its chunks; False when it was not indexed."""
-        if not self.existing_ids([paper_id]):
-            return False
-        self.papers.delete(ids=[paper_id])
-        self.chunks.delete(where={"document_id": paper_id})
-        self.lexical.remove([paper_id])
-        self.lexical.mark_synced(self._bump_revision())
+        self._told_wait = False
+        with self.writing():
+            if not self.existing_ids([paper_id]):
+                return False
+            self.papers.delete(ids=[paper_id])
+            self.chunks.delete(where={"document_id": paper_id})
+            self.lexical.remove([paper_id])
+            self.lexical.mark_synced(self._bump_revision())
         return True

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from rag.formats import FormatError, expand_paths, parse_file
+from rag.formats import FormatError, RecordLimits, expand_paths, parse_file
 from rag.index import PaperIndex, Progress
 
 
@@ -20,6 +20,10 @@ class IngestReport:
     files: int = 0
     file_errors: list[str] = field(default_factory=list)
     bad_lines: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    refused: list[Path] = field(default_factory=list)
+    """Files from which nothing could be read (the UI does not keep such uploads)."""
+    notes: list[str] = field(default_factory=list)
+    """Things done to accepted papers that the user should know (e.g. a chunk cap)."""
 
     @property
     def ok(self) -> bool:
@@ -50,24 +54,30 @@ def ingest_paths(
     """Parse every file first, then add the good papers; a bad file never stops the others."""
     files, missing = expand_paths(paths)
     report = IngestReport(file_errors=missing)
+    limits = RecordLimits.from_settings(index.settings)
     papers = []
     for path in files:
         try:
-            parsed = parse_file(path)
+            parsed = parse_file(path, limits)
         except FormatError as exc:
             report.file_errors.append(str(exc))
+            report.refused.append(path)
             continue
         except OSError as exc:
             report.file_errors.append(f"{path}: cannot read ({exc.strerror or exc})")
+            report.refused.append(path)
             continue
         report.files += 1
         if parsed.bad_lines:
             report.bad_lines[str(path)] = parsed.bad_lines
-        if not parsed.papers and not parsed.bad_lines:
-            report.file_errors.append(f"{path}: no papers found")
+        if not parsed.papers:
+            report.refused.append(path)
+            if not parsed.bad_lines:
+                report.file_errors.append(f"{path}: no papers found")
         papers.extend(parsed.papers)
     if papers:
         result = index.add_papers(papers, progress=progress)
         report.added, report.duplicates = result.added, result.duplicates
+        report.notes.extend(result.notes)
     report.total_papers = index.paper_count()
     return report

@@ -243,6 +243,29 @@ class LexicalIndex:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def leftovers(self) -> list[Path]:
+        """Generation directories and staging files no write is using: what a killed
+        rebuild leaves behind (call under the lock, or accept a racing writer's files)."""
+        if not self.directory.is_dir():
+            return []
+        current = self._current()
+        return sorted(
+            path for path in self.directory.iterdir()
+            if (path.name.startswith("gen-") and path.name != current)
+            or path.name.startswith((".CURRENT-", ".REVISION-"))
+        )  # fmt: skip
+
+    def drop_leftovers(self) -> list[Path]:
+        """Remove what leftovers() lists; returns what was removed."""
+        with self._locked():
+            stale = self.leftovers()
+            for path in stale:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        return stale
+
     def _read_docs(self) -> list[LexicalDoc]:
         generation = self._current()
         if not generation:
@@ -256,7 +279,11 @@ class LexicalIndex:
         return docs
 
     def _write(self, docs: list[LexicalDoc]) -> None:
-        """Write a complete new generation, point CURRENT at it, drop the old one."""
+        """Write a complete new generation, point CURRENT at it, drop the old one
+        (and any generation a killed earlier write left behind; we hold the lock)."""
+        for stale in self.leftovers():
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
         old = self._current()
         generation = f"gen-{time.time_ns()}"
         folder = self.directory / generation

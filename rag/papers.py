@@ -7,6 +7,16 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""C0/C1 controls (ESC starts terminal escape sequences) and bidi overrides; tab and
+newline are kept for callers that split on whitespace."""
+
+
+def strip_controls(text: str) -> str:
+    """Text with control characters removed: safe to store, and to echo to a terminal."""
+    return CONTROL_CHARS.sub("", text)
+
+
 ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?$", re.I)
 
 

@@ -257,7 +257,9 @@ def embed_queries(index: PaperIndex, texts: Sequence[str]) -> list[list[float]]:
 
 
 def _ready(index: PaperIndex) -> bool:
-    """Bring the lexical side in step with Chroma (cheap when it is); False if empty."""
+    """See other processes' writes (dense and lexical; cheap when nothing changed);
+    False if the index is empty."""
+    index.refresh()
     index.lexical.sync_with(index)
     return index.lexical.count() > 0
 

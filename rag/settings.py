@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -89,6 +89,46 @@ class Settings(BaseSettings):
     ingest_batch_papers: int = Field(
         default=256, description="Papers embedded and written per batch during ingest."
     )
+
+    # --- store: writer lock, record limits (issue 12) ---------------------------------
+    write_lock_timeout_s: float = Field(
+        default=600.0,
+        description="How long a write (ingest batch, delete, upload, repair) waits for another "
+        "process writing to the same index before it gives up with an error. Writers hold "
+        "the lock one batch at a time, so a long wait means a stuck or very large write.",
+    )
+    max_abstract_chars: int = Field(
+        default=20_000,
+        ge=1,
+        description="Longest abstract/text (characters) a JSONL/CSV record may have; longer "
+        "records are refused with their line number (one 5 MB line once became 7,802 chunks "
+        "and over ten minutes of embedding). Long documents belong in PDFs.",
+    )
+    max_title_chars: int = Field(
+        default=1_000, ge=1, description="Longest title (characters) a record may have."
+    )
+    max_chunks_per_paper: int = Field(
+        default=400,
+        ge=1,
+        description="Chunks embedded per paper at most (≈ 150k words at the default chunk "
+        "size); the rest of a longer document is not indexed and the ingest says so.",
+    )
+    max_top_k: int = Field(
+        default=1000,
+        ge=1,
+        description="Largest top_k (-k) accepted; BEIR runs use 100-1000, answers use ~5.",
+    )
+    ui_max_upload_files: int = Field(
+        default=20, ge=1, description="Most files the Corpus tab ingests per upload."
+    )
+
+    @model_validator(mode="after")
+    def _top_k_within_limit(self) -> "Settings":
+        if not 1 <= self.top_k <= self.max_top_k:
+            raise ValueError(
+                f"top_k {self.top_k} is outside 1..{self.max_top_k} (setting max_top_k)"
+            )
+        return self
 
     # --- retrieval ----------------------------------------------------------------
     top_k: int = Field(default=5, description="Papers handed to the answer stage.")

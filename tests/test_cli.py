@@ -148,3 +148,22 @@ def test_bad_input_from_a_real_process_has_no_traceback(tmp_path):
         f"error: {tmp_path / 'nope.csv'}: no such file or directory",
         f"error: {blob}: binary file, not a supported format (PDF, JSONL, CSV, text)",
     ]
+
+
+def test_control_characters_never_reach_the_terminal(capsys, tmp_path):
+    evil = tmp_path / "evil\x1b[2J\x1b]0;pwned\x07.jsonl"
+    evil.write_text(json.dumps({"id": "e\x1b[31m1", "title": "Red\x1b[31m title",
+                                "abstract": "An abstract about colours in terminals."}) + "\n")  # fmt: skip
+    code, out, err = run(capsys, "ingest", str(evil), str(tmp_path / "gone\x1b[2J.csv"),
+                         "--index", str(tmp_path / "index"))  # fmt: skip
+    assert code == 1 and "added 1" in out
+    assert "error: " in err and "gone[2J.csv: no such file" in err
+    code, out, _ = run(capsys, "retrieve", "colours in terminals", "--index", str(tmp_path / "index"))
+    assert code == 0 and "Red[31m title  (e[31m1)" in out
+    assert "\x1b" not in out + err and "\x07" not in out + err
+
+
+def test_top_k_above_its_limit_is_one_error_line(capsys, tmp_path):
+    code, out, err = run(capsys, "retrieve", "x", "-k", "5000", "--index", str(tmp_path / "i"))
+    assert (code, out) == (1, "")
+    assert err == "error: top_k 5000 is outside 1..1000 (setting max_top_k)\n"

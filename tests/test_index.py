@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.index import IndexMismatchError, PaperIndex
+from rag.index import IndexBusyError, IndexMismatchError, PaperIndex
 from rag.ingest import ingest_paths
+from rag.papers import Paper
 from rag.retrieve import retrieve
 from tests.conftest import make_settings
 
@@ -88,3 +89,122 @@ def test_interrupted_ingest_orphans_are_replaced(empty_index, tmp_path):
     empty_index.vector_store.add(nodes)  # chunks only: as if killed before the paper record
     assert empty_index.add_papers([paper]).added == 1
     assert len(empty_index.chunks.get(where={"document_id": "o1"})["ids"]) == len(nodes)
+
+
+# --- one safe writer, fresh readers (issue 12 items 2 and 3) ---------------------------------
+
+WORDS = (
+    "protein graph speech audio vision retrieval ranking language transformer attention robot "
+    "policy reward fluid galaxy quantum circuit molecule drug gene climate traffic"
+).split()
+
+
+def write_corpus(path: Path, prefix: str, count: int) -> list[dict]:
+    """Papers with a unique marker word each (lexical) and distinct text (dense)."""
+    rows = []
+    for number in range(count):
+        topic = " ".join(WORDS[(number * 7 + offset) % len(WORDS)] for offset in range(4))
+        rows.append({
+            "id": f"{prefix}{number}", "title": f"{prefix} study {number}: {topic}",
+            "abstract": f"We examine {topic} with the marker {prefix}mark{number}z in setting "
+                        f"{number} of {count}.", "year": 2000 + number % 10,
+        })  # fmt: skip
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    return rows
+
+
+def persist_often(settings, sync_threshold: int = 20) -> None:
+    """Create the collections so Chroma writes its HNSW graph to disk (and purges its write
+    log) every `sync_threshold` records instead of every 1,000: small test corpora then
+    exercise the same overwrite-and-purge path that loses whole batches at full size."""
+    import chromadb
+
+    from rag.embedder import embedder_label
+
+    client = chromadb.PersistentClient(path=str(settings.index / "chroma"))
+    for suffix in ("chunks", "papers"):
+        client.get_or_create_collection(
+            f"{settings.collection}_{suffix}", embedding_function=None,
+            metadata={"hnsw:space": "cosine", "embedder": embedder_label(settings.embed_model),
+                      "hnsw:sync_threshold": sync_threshold},
+        )  # fmt: skip
+
+
+def run_cli(*args: str, **env: str) -> subprocess.Popen:
+    import os
+
+    from rag.settings import PROJECT_ROOT
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", *args], cwd=PROJECT_ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def assert_every_paper_searchable(index: PaperIndex, rows: list[dict]) -> None:
+    """Dense (own text ranks itself first), lexical (marker word) and a filtered query."""
+    from rag.filters import RetrievalFilters
+    from rag.retrieve import retrieve_batch
+
+    queries = [(row["id"], f"{row['title']}\n\n{row['abstract']}") for row in rows]
+    index.settings.retrieval_mode = "dense"
+    try:
+        ranked = retrieve_batch(index, queries, 1)
+    finally:
+        index.settings.retrieval_mode = "hybrid"
+    assert [qid for qid, sources in ranked.items() if [s.paper.id for s in sources] != [qid]] == []
+    ids = [row["id"] for row in rows]
+    assert sorted(index.all_ids()) == sorted(ids)
+    index.papers.get(ids=ids, include=["embeddings"])  # raises when a vector is missing
+    for row in rows:
+        marker = row["abstract"].split("marker ")[1].split()[0]
+        assert [pid for pid, _ in index.lexical.search(marker, 1)] == [row["id"]]
+    only_2003 = RetrievalFilters(year_min=2003, year_max=2003)
+    found = retrieve(index, "a study of graphs and proteins", 50, only_2003)
+    assert found and {source.paper.year for source in found} == {2003}
+
+
+def test_two_ingest_processes_at_once_keep_every_paper_searchable(tmp_path):
+    settings = make_settings(tmp_path)
+    persist_often(settings)
+    first = write_corpus(tmp_path / "first.jsonl", "aa", 48)
+    second = write_corpus(tmp_path / "second.jsonl", "bb", 48)
+    runs = [
+        run_cli("ingest", str(tmp_path / name), "--index", str(settings.index),
+                RAG_INGEST_BATCH_PAPERS="8")
+        for name in ("first.jsonl", "second.jsonl")
+    ]  # fmt: skip
+    outputs = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert all(err.count("waiting…") <= 1 for _, err in outputs)
+    assert_every_paper_searchable(PaperIndex(settings), first + second)
+
+
+def test_a_long_lived_reader_sees_papers_another_process_added(tmp_path):
+    settings = make_settings(tmp_path)
+    persist_often(settings)
+    before = write_corpus(tmp_path / "before.jsonl", "cc", 24)
+    ingest_paths(PaperIndex(settings), [tmp_path / "before.jsonl"])
+    reader = PaperIndex(settings)
+    assert retrieve(reader, "a study of galaxies", 3)  # graphs loaded: the view is warm
+    after = write_corpus(tmp_path / "after.jsonl", "dd", 24)
+    run = run_cli("ingest", str(tmp_path / "after.jsonl"), "--index", str(settings.index))
+    assert run.communicate(timeout=600) and run.returncode == 0
+    assert_every_paper_searchable(reader, before + after)
+
+
+def test_a_write_waits_for_the_lock_then_gives_up_with_a_clear_error(settings):
+    import fcntl
+
+    index = PaperIndex(settings.model_copy(update={"write_lock_timeout_s": 0.5}))
+    heard: list[str] = []
+    index.on_wait = heard.append
+    with open(index.lock_path, "a") as other:  # another open file: as another process
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.raises(IndexBusyError, match="write_lock_timeout_s"):
+            index.add_papers([Paper(id="w1", title="Waiting", abstract="A paper that waits.")])
+        fcntl.flock(other, fcntl.LOCK_UN)
+    assert heard == [f"another process is writing to {index.location}; waiting… "
+                     "(up to 0.5 s, setting write_lock_timeout_s)"]  # fmt: skip
+    assert index.paper_count() == 0
+    assert index.add_papers([Paper(id="w1", title="Waiting", abstract="It waits.")]).added == 1

@@ -68,3 +68,30 @@ def test_delete_paper_removes_its_chunks(empty_index, tmp_path):
     assert not empty_index.delete_paper("x0")
     assert empty_index.paper_count() == 1
     assert empty_index.chunks.get(where={"document_id": "x0"})["ids"] == []
+
+
+def test_a_huge_record_is_capped_at_max_chunks_per_paper_and_says_so(settings, tmp_path):
+    capped = PaperIndex(settings.model_copy(update={"max_chunks_per_paper": 3}))
+    words = " ".join(f"word{i} sentence part." for i in range(800))
+    path = tmp_path / "huge.jsonl"
+    path.write_text(
+        json.dumps({"id": "huge", "title": "Huge", "abstract": words}) + "\n"
+        + json.dumps({"id": "small", "title": "Small", "abstract": "A small one."}) + "\n"
+    )
+    report = ingest_paths(capped, [path])
+    assert report.added == 2 and report.ok
+    [note] = report.notes
+    assert note.startswith("huge: ") and note.endswith(
+        " chunks, only the first 3 indexed (setting max_chunks_per_paper)"
+    )
+    assert len(capped.chunks.get(where={"document_id": "huge"})["ids"]) == 3
+
+
+def test_files_with_nothing_readable_are_listed_as_refused(empty_index, tmp_path):
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text(json.dumps({"title": {"first": "Ann"}, "abstract": "x"}) + "\n")
+    good = jsonl(tmp_path / "good.jsonl", "Alpha")
+    report = ingest_paths(empty_index, [wrong, good, tmp_path / "missing.csv"])
+    assert report.refused == [wrong]
+    assert report.added == 1
+    assert "line(s) 1 (first: 'title' must be text, not an object)" in report.problems()[-1]

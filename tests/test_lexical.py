@@ -138,3 +138,15 @@ def test_knows_only_terms_some_paper_contains(empty_index):
     empty_index.add_papers([Paper(id="a", title="Sparse attention", abstract="Tokens attend.")])
     assert empty_index.lexical.knows(tokenize(["attention"])[0][0])
     assert not empty_index.lexical.knows(tokenize(["retinopathy"])[0][0])
+
+
+def test_a_killed_rebuild_leaves_nothing_behind_after_the_next_write(empty_index):
+    empty_index.add_papers(PAPERS[:2])
+    lexical = empty_index.lexical
+    killed = lexical.directory / "gen-1"  # as a rebuild killed mid-write leaves it
+    (killed / "bm25").mkdir(parents=True)
+    (killed / "tokens.jsonl").write_text("{}\n")
+    assert lexical.leftovers() == [killed]
+    empty_index.add_papers([NEW])
+    assert lexical.leftovers() == [] and not killed.exists()
+    assert lexical_ids(empty_index, "narwhal") == ["a4"]

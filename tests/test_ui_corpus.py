@@ -26,7 +26,7 @@ def test_check_upload_refuses_wrong_type_and_oversize(tmp_path):
     (tmp_path / "big.jsonl").write_bytes(b"x" * 2_100_000)
     assert (
         check_upload(tmp_path / "big.jsonl", max_mb=2)
-        == "big.jsonl: 2.1 MB is over the 2 MB upload limit"
+        == "big.jsonl: 2.1 MB is over the 2 MB upload limit (setting ui_max_upload_mb)"
     )
 
 
@@ -51,3 +51,26 @@ def test_corpus_stats_counts_years_and_categories(seed_index):
     text = corpus_stats(seed_index, PAPERS)
     assert "years 2021–2022 (2 papers dated)" in text
     assert "cs.LG (2), stat.ML (1)" in text
+
+
+def test_upload_count_limit_names_the_setting():
+    from ui.corpus import split_by_count
+
+    kept, refused = split_by_count(["/t/a.pdf", "/t/b.pdf", "/t/c.jsonl"], 2)
+    assert kept == ["/t/a.pdf", "/t/b.pdf"]
+    assert refused == ["c.jsonl: over the 2 files per upload limit (setting ui_max_upload_files)"]
+
+
+def test_a_refused_upload_is_not_kept_in_the_uploads_folder(empty_index, settings, tmp_path):
+    import json
+
+    from ui.corpus import CorpusTab
+
+    tab = CorpusTab(settings, empty_index)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"title": True, "abstract": "x"}) + "\n")
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"id": "g", "title": "Good", "abstract": "A good paper."}) + "\n")
+    report, *_ = tab.ingest_files([str(bad), str(good)], "", progress=lambda *a, **k: None)
+    assert "added 1" in report and "bad.jsonl: skipped 1 bad record(s)" in report
+    assert sorted(p.name for p in tab.uploads.iterdir()) == ["good.jsonl"]

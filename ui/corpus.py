@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from rag.formats import SUPPORTED_SUFFIXES
-from rag.index import PaperIndex
+from rag.index import IndexBusyError, PaperIndex
 from rag.ingest import ingest_paths
 from rag.papers import Paper
 from rag.settings import Settings
@@ -35,8 +35,21 @@ def check_upload(path: Path, max_mb: int) -> str | None:
         return f"{path.name}: unsupported type (use {', '.join(SUPPORTED_SUFFIXES)})"
     size_mb = path.stat().st_size / 1_000_000
     if size_mb > max_mb:
-        return f"{path.name}: {size_mb:.1f} MB is over the {max_mb} MB upload limit"
+        return (
+            f"{path.name}: {size_mb:.1f} MB is over the {max_mb} MB upload limit "
+            "(setting ui_max_upload_mb)"
+        )
     return None
+
+
+def split_by_count(files: Sequence[str], max_files: int) -> tuple[list[str], list[str]]:
+    """The files one upload may ingest, and one refusal line per file beyond the limit."""
+    refused = [
+        f"{Path(name).name}: over the {max_files} files per upload limit "
+        "(setting ui_max_upload_files)"
+        for name in files[max_files:]
+    ]
+    return list(files[:max_files]), refused
 
 
 def paper_matches(paper: Paper, query: str) -> bool:
@@ -141,7 +154,8 @@ class CorpusTab:
     def ingest_files(self, files: list[str] | None, query: str, progress=gr.Progress()):
         if not files:
             return ("Choose one or more files first.", *self.list_papers(query), None)
-        problems, accepted = [], []
+        files, problems = split_by_count(files, self.settings.ui_max_upload_files)
+        accepted = []
         self.uploads.mkdir(parents=True, exist_ok=True)
         for name in files:
             path = Path(name)
@@ -161,9 +175,12 @@ class CorpusTab:
 
             try:
                 report = ingest_paths(self.index, accepted, progress=embedded)
+                for refused in report.refused:  # nothing of it is indexed: do not keep it
+                    refused.unlink(missing_ok=True)
                 lines.append(f"**Done:** {report.summary()}")
                 problems += [
-                    problem.replace(str(self.uploads) + "/", "") for problem in report.problems()
+                    problem.replace(str(self.uploads) + "/", "")
+                    for problem in report.notes + report.problems()
                 ]
             except Exception as exc:  # a broken file must not take the app down
                 log.exception("ingest failed")
@@ -173,9 +190,13 @@ class CorpusTab:
 
     def delete_paper(self, paper_id: str, query: str):
         paper_id = (paper_id or "").strip()
+        try:
+            deleted = bool(paper_id) and self.index.delete_paper(paper_id)
+        except IndexBusyError as exc:
+            return (f"**Problem:** {exc}", *self.list_papers(query), paper_id)
         if not paper_id:
             message = "Select a paper (click its row) or type its id first."
-        elif self.index.delete_paper(paper_id):
+        elif deleted:
             message = f"**Done:** deleted {paper_id}"
         else:
             message = f"**Problem:** no paper with id {paper_id}"
