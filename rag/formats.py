@@ -58,7 +58,12 @@ def _read_head(path: Path) -> bytes:
 
 
 def detect_format(path: Path) -> str:
-    """Return 'pdf', 'jsonl', 'csv' or 'seed' for a file, or raise FormatError."""
+    """Return 'pdf', 'jsonl', 'csv', 'seed' or a reference-manager format, or raise FormatError."""
+    from rag.refformats import sniff_reference_format
+
+    reference = sniff_reference_format(path)
+    if reference:
+        return reference
     head = _read_head(path)
     if not head.strip():
         raise FormatError(f"{path}: empty file")
@@ -281,7 +286,11 @@ def parse_pdf(path: Path) -> ParsedFile:
 
 def parse_file(path: Path) -> ParsedFile:
     """Read one file in whatever supported format it holds."""
+    from rag.refformats import READERS
+
     kind = detect_format(path)
+    if kind in READERS:
+        return READERS[kind](path)
     if kind == "pdf":
         return parse_pdf(path)
     if kind == "jsonl":
@@ -291,7 +300,9 @@ def parse_file(path: Path) -> ParsedFile:
     return parse_seed_page(path, path.read_text(encoding="utf-8", errors="replace"))
 
 
-SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz", ".ndjson", ".json", ".csv", ".tsv", ".pdf")
+SUPPORTED_SUFFIXES = (
+    ".txt", ".jsonl", ".jsonl.gz", ".ndjson", ".json", ".csv", ".tsv", ".pdf", ".bib", ".ris"
+)  # fmt: skip
 
 
 def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
@@ -300,7 +311,9 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
     files: list[Path] = []
     missing: list[str] = []
     for path in paths:
-        if path.is_dir():
+        if (path / "zotero.sqlite").is_file():  # a Zotero data directory is one library
+            files.append(path)
+        elif path.is_dir():
             files.extend(
                 sorted(
                     child
