@@ -13,6 +13,7 @@ import threading
 import gradio as gr
 
 import rag  # noqa: F401  (offline environment first)
+from rag.conversations import ConversationStore
 from rag.index import PaperIndex
 from rag.ingest import ingest_paths
 from rag.llm import resolve_mode
@@ -22,6 +23,7 @@ from ui.auth import Users
 from ui.chat import ChatTab
 from ui.corpus import CorpusTab
 from ui.evaluation import EvalTab
+from ui.history import HistoryPanel
 from ui.options import OptionsTab
 
 
@@ -52,6 +54,9 @@ def build_app(settings: Settings, index: PaperIndex | None = None) -> gr.Blocks:
             with gr.Tab("Settings", id="settings"):
                 options.build()
         chat.wire(options)
+        history = HistoryPanel(ConversationStore.for_index(settings.index))
+        history.build()
+        history.wire(app, chat, options)
         corpus.wire(corpus_tab)
         evaluation.wire(options)
     return app

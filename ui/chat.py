@@ -90,7 +90,7 @@ class ChatTab:
         clear_box = self.question.submit(
             lambda text: ("", text), self.question, [self.question, asked], queue=False
         )
-        clear_box.then(
+        self.answered = clear_box.then(
             self.respond, [asked, self.chatbot, self.turns, *options.components], outputs,
         )  # fmt: skip
         self.new_chat.click(
