@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_answer_options(evaluate)
     _add_common(evaluate)
 
+    mcp = commands.add_parser("mcp", help="serve search and ask to AI assistants (MCP over stdio)")
+    _add_common(mcp)
+
     local = commands.add_parser("local-llm", help="manage the bundled llama.cpp server")
     local.add_argument("action", choices=["start", "stop"])
     _add_common(local)
@@ -300,6 +303,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from ui.mcp import build_mcp
+
+    settings = _settings(args)
+    build_mcp(settings, _open_index(settings)).run()  # stdio until the client closes it
+    return EXIT_OK
+
+
 def cmd_local_llm(args: argparse.Namespace) -> int:
     from rag.local_llm import ensure_local_server, stop_local_server
 
@@ -319,6 +330,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ask": cmd_ask,
     "chat": cmd_chat,
     "local-llm": cmd_local_llm,
+    "mcp": cmd_mcp,
     "eval": cmd_eval,
 }
 
