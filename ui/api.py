@@ -11,6 +11,7 @@ same users. Endpoints call the library exactly as the CLI and the UI do.
 
 import secrets
 import shutil
+import threading
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -112,7 +113,11 @@ def basic_auth(users: Users):
     return check
 
 
-def build_api(settings: Settings, index: PaperIndex, users: Users) -> FastAPI:
+def build_api(
+    settings: Settings, index: PaperIndex, users: Users, slots: threading.Semaphore
+) -> FastAPI:
+    """The /api app. `slots` bounds the answers computed at once (shared with the MCP tools:
+    requests here do not pass through the UI's queue)."""
     api = FastAPIOffline(
         title="Paper QA API",
         version="1",
@@ -144,7 +149,8 @@ def build_api(settings: Settings, index: PaperIndex, users: Users) -> FastAPI:
             update["llm"] = request.llm
         answerer = Answerer(index, settings.model_copy(update=update))
         history = [(turn.question, turn.answer) for turn in request.history]
-        result = answerer.ask(request.question, history, request.build())
+        with slots:
+            result = answerer.ask(request.question, history, request.build())
         if request.format is None:
             return result
         try:
@@ -189,7 +195,8 @@ def server_extras(settings: Settings, index: PaperIndex, users: Users) -> dict:
     at /api, the MCP endpoint at /mcp, and the lifespan that runs MCP sessions."""
     from ui.mcp import build_mcp, mcp_route
 
-    mcp = build_mcp(settings, index)
+    slots = threading.BoundedSemaphore(settings.ui_concurrency)
+    mcp = build_mcp(settings, index, slots)
     route = mcp_route(mcp, settings, users)  # first: the session manager exists once the app does
 
     @asynccontextmanager
@@ -198,6 +205,6 @@ def server_extras(settings: Settings, index: PaperIndex, users: Users) -> dict:
             yield
 
     return {
-        "routes": [Mount(API_PATH, app=build_api(settings, index, users)), route],
+        "routes": [Mount(API_PATH, app=build_api(settings, index, users, slots)), route],
         "lifespan": lifespan,
     }

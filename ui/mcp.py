@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
+from contextlib import nullcontext
 from typing import Any
 
 from starlette.responses import PlainTextResponse
@@ -26,7 +28,8 @@ from ui.auth import Users
 MAX_TOP_K = 20
 
 
-def build_mcp(settings: Settings, index: PaperIndex):
+def build_mcp(settings: Settings, index: PaperIndex, slots: threading.Semaphore | None = None):
+    """The MCP server; `slots` bounds the answers computed at once (see ui.api)."""
     from mcp.server.mcpserver import MCPServer
 
     server = MCPServer(
@@ -44,7 +47,8 @@ def build_mcp(settings: Settings, index: PaperIndex):
                  "returns the answer, whether it abstained, and the numbered sources.")  # fmt: skip
     def ask(question: str, k: int = 5) -> dict[str, Any]:
         answerer = Answerer(index, settings.model_copy(update={"top_k": max(1, min(k, MAX_TOP_K))}))
-        result = answerer.ask(question)
+        with slots or nullcontext():
+            result = answerer.ask(question)
         return {
             "answer": result.answer,
             "abstained": result.abstained,
