@@ -51,3 +51,17 @@ def test_corpus_stats_counts_years_and_categories(seed_index):
     text = corpus_stats(seed_index, PAPERS)
     assert "years 2021–2022 (2 papers dated)" in text
     assert "cs.LG (2), stat.ML (1)" in text
+
+
+def test_pages_sort_undated_last_and_titles_link_out():
+    from ui.corpus import paper_page
+
+    linked = [*PAPERS, Paper("2101.9", "Alpha [draft]", "abs", year=2020, url="https://arxiv.org/abs/2101.9")]
+    rows, page, info = paper_page(linked, sort="newest first", page=1, page_size=2)
+    assert [row[0] for row in rows] == ["t-2", "2101.1"] and (page, info) == (1, "rows 1–2 of 4 · page 1 of 2")
+    rows, page, info = paper_page(linked, sort="newest first", page=9, page_size=2)
+    assert [row[0] for row in rows] == ["2101.9", "t-3"] and page == 2  # clamped to the last page
+    assert rows[0][1] == "[Alpha (draft)](https://arxiv.org/abs/2101.9)"
+    rows, _, _ = paper_page(linked, sort="title A–Z")
+    assert [row[0] for row in rows] == ["2101.9", "t-2", "2101.1", "t-3"]
+    assert paper_page(linked, query="nothing")[2] == "no papers · page 1 of 1"

@@ -198,3 +198,47 @@ def test_import_bib_and_ris_then_find_their_papers(login, tmp_path):
     ask(page, "How do robots tend beehives on city rooftops?")
     expect(page.locator("#sources-panel")).to_contain_text("Beekeeping Robots for Urban Rooftops")
     expect(page.locator("#sources-panel")).to_contain_text("10.4242/bees.1")
+
+
+def test_year_filter_warns_that_undated_papers_are_left_out(login):
+    page = login("bob")
+    open_tab(page, "Settings")
+    page.get_by_label("Year from").fill("2020")
+    page.get_by_label("Year from").press("Tab")
+    open_tab(page, "Chat")
+    notice = page.locator("#filter-notice")
+    expect(notice).to_contain_text("⚠")  # the bundled pages are undated: few papers remain
+    expect(notice).to_contain_text("without a known year are left out by the year filter")
+    open_tab(page, "Settings")
+    page.get_by_label("Year from").fill("")
+    page.get_by_label("Year from").press("Tab")
+    open_tab(page, "Chat")
+    expect(notice).not_to_contain_text("Filters")
+
+
+def test_also_retrieved_papers_expand_to_their_abstract(login):
+    page = login("bob")
+    ask(page, QUESTION)
+    answered(page)
+    uncited = page.locator("#sources-panel .turn-sources:not([hidden]) ul.uncited details").first
+    expect(uncited).to_be_visible()
+    abstract = uncited.locator(".source-abstract")
+    expect(abstract).to_be_hidden()
+    uncited.locator("summary").click()
+    expect(abstract).to_be_visible()
+    screenshot(page, "also-retrieved")
+
+
+def test_corpus_table_pages_and_sorts(login):
+    page = login("bob")
+    open_tab(page, "Corpus")
+    info = page.locator("#paper-page-info")
+    expect(info).to_contain_text("rows 1–50 of")
+    page.locator("#next-page").click()
+    expect(info).to_contain_text("rows 51–100 of")
+    page.locator("#paper-sort input").first.click()
+    page.get_by_role("option", name="title A–Z", exact=True).click()
+    expect(info).to_contain_text("rows 1–50 of")
+    first = page.locator("#paper-table [data-testid='cell-0-1']").first
+    expect(first).to_be_visible()
+    screenshot(page, "corpus-table")
