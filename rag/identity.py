@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from rag.papers import Paper, title_id
@@ -23,6 +24,10 @@ if TYPE_CHECKING:  # the index imports chromadb and torch; parsing must not need
     from rag.index import PaperIndex
 
 GET_BATCH = 5000  # values per Chroma `$in` query, as in rag.index
+
+title_key = lru_cache(maxsize=1 << 17)(title_id)
+"""title_id, memoised: resolution needs each paper's title key several times (50k papers:
+~10 s uncached, most of it in title normalisation)."""
 
 DOI_PATTERN = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>{}]+)", re.I)
 ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.I)
@@ -63,13 +68,13 @@ def paper_id(doi: str, arxiv: str, title: str) -> str:
     arxiv = arxiv or arxiv_id(doi)
     if doi and not ARXIV_DOI.match(doi):
         return doi
-    return arxiv or title_id(title)
+    return arxiv or title_key(title)
 
 
 def has_own_id(paper: Paper) -> bool:
     """Whether the paper came with an identifier of its own (DOI, arXiv, dataset id)
     rather than the id made from its title."""
-    return paper.id != title_id(paper.title)
+    return paper.id != title_key(paper.title)
 
 
 def identity_keys(paper: Paper) -> tuple[set[str], set[str]]:
@@ -79,7 +84,7 @@ def identity_keys(paper: Paper) -> tuple[set[str], set[str]]:
     only against a record without an identifier of its own: two dataset records
     that share a title but carry different ids stay two papers.
     """
-    key = title_id(paper.title)
+    key = title_key(paper.title)
     known = {f"id:{paper.id}"}
     if paper.doi:
         known.add(f"doi:{paper.doi.lower()}")
@@ -174,16 +179,16 @@ def resolve_same_papers(index: PaperIndex, papers: Sequence[Paper]) -> list[Pape
         return merged
     candidates: dict[str, list[str]] = {}
     for paper in merged:
-        own = [paper.id, arxiv_id(paper.id, paper.doi, paper.url), title_id(paper.title)]
+        own = [paper.id, arxiv_id(paper.id, paper.doi, paper.url), title_key(paper.title)]
         candidates[paper.id] = [candidate for candidate in own if candidate]
     stored = index.existing_ids(sorted({c for ids in candidates.values() for c in ids}))
     dois = {variant for p in merged if p.doi for variant in (p.doi, p.doi.lower())}
     by_doi = _stored_by_metadata(index, "doi", dois) if dois else {}
-    untitled = {title_id(p.title) for p in merged if not has_own_id(p)}
+    untitled = {title_key(p.title) for p in merged if not has_own_id(p)}
     by_title = _stored_by_metadata(index, "title_key", untitled) if untitled else {}
     resolved = []
     for paper in merged:
         known = next((c for c in candidates[paper.id] if c in stored), None)
-        known = known or by_doi.get(paper.doi.lower()) or by_title.get(title_id(paper.title))
+        known = known or by_doi.get(paper.doi.lower()) or by_title.get(title_key(paper.title))
         resolved.append(dataclasses.replace(paper, id=known) if known else paper)
     return resolved

@@ -25,7 +25,7 @@ from rag.settings import Settings
 log = logging.getLogger(__name__)
 
 COLUMNS = ["id", "title", "year", "authors", "categories", "source"]
-COLUMN_WIDTHS = ["13%", "39%", "6%", "20%", "10%", "12%"]
+COLUMN_WIDTHS = ["15%", "37%", "6%", "18%", "10%", "14%"]
 MAX_ROWS = 500  # rows shown at once; searching narrows the list
 PAGE_SIZE = 50
 SORTS = ["as ingested", "newest first", "oldest first", "title A–Z"]
@@ -137,13 +137,6 @@ class CorpusTab:
                     )
                     self.refresh = gr.Button("Refresh", size="sm", scale=1)
                 with gr.Row():
-                    self.sort = gr.Dropdown(SORTS, value=SORTS[0], label="Sort", scale=2,
-                                            elem_id="paper-sort")  # fmt: skip
-                    self.page = gr.Number(value=1, precision=0, minimum=1, label="Page", scale=1,
-                                          elem_id="paper-page")  # fmt: skip
-                    self.prev_page = gr.Button("◀ Previous", size="sm", scale=1, elem_id="prev-page")
-                    self.next_page = gr.Button("Next ▶", size="sm", scale=1, elem_id="next-page")
-                with gr.Row():
                     self.selected = gr.Textbox(
                         label="Selected paper id (click a row)", scale=4, elem_id="selected-paper"
                     )
@@ -156,7 +149,17 @@ class CorpusTab:
                                              elem_id="delete-confirm")  # fmt: skip
                     self.cancel = gr.Button("Cancel", size="sm", scale=0, elem_id="delete-cancel")
                 self.confirm_row = confirm_row
-        self.page_info = gr.Markdown("", elem_id="paper-page-info")
+        with gr.Row(elem_id="paper-pager"):
+            self.page_info = gr.Markdown("", elem_id="paper-page-info")
+            with gr.Column(scale=0, min_width=190):  # own columns: no shared form box
+                self.sort = gr.Dropdown(SORTS, value=SORTS[0], label="Sort", show_label=False,
+                                        elem_id="paper-sort")  # fmt: skip
+            with gr.Column(scale=0, min_width=90):
+                self.page = gr.Number(value=1, precision=0, minimum=1, label="Page",
+                                      show_label=False, elem_id="paper-page")  # fmt: skip
+            self.prev_page = gr.Button("◀ Previous", size="sm", scale=0, min_width=110,
+                                       elem_id="prev-page")  # fmt: skip
+            self.next_page = gr.Button("Next ▶", size="sm", scale=0, min_width=90, elem_id="next-page")
         self.table = gr.Dataframe(
             headers=COLUMNS, value=[], interactive=False, wrap=True, elem_id="paper-table",
             max_height=620, label="Papers", column_widths=COLUMN_WIDTHS,
