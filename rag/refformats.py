@@ -325,9 +325,12 @@ def _read_zotero(connection: sqlite3.Connection, directory: Path, parsed: Parsed
     for item, first, last, kind in connection.execute(CREATORS_SQL):
         creators.setdefault(item, []).append((kind, " ".join(p for p in (first, last) if p)))
     pdfs: dict[int, Path] = {}
+    standalone: list[Path] = []  # PDFs dropped into the library without a parent item
     for parent, key, stored in connection.execute(PDFS_SQL):
         found = _zotero_pdf(directory, key, stored)
-        if parent is not None and found and parent not in pdfs:
+        if found and parent is None:
+            standalone.append(found)
+        elif found and parent not in pdfs:
             pdfs[parent] = found
     for item, _key in connection.execute(ITEMS_SQL).fetchall():
         data = fields.get(item, {})
@@ -342,6 +345,13 @@ def _read_zotero(connection: sqlite3.Connection, directory: Path, parsed: Parsed
             ))  # fmt: skip
         except ValueError as exc:
             parsed.bad_lines.append((item, f"item {item}: {exc}"))
+    from rag.formats import parse_file
+
+    for pdf in standalone:
+        try:
+            parsed.papers.extend(parse_file(pdf).papers)
+        except (FormatError, OSError) as exc:
+            parsed.bad_lines.append((0, f"{pdf.name}: {exc}"))
 
 
 def parse_zotero(path: Path) -> ParsedFile:

@@ -192,6 +192,7 @@ def build_zotero(directory: Path, pdf_body: str) -> Path:
          "arXiv: 2401.05555"),
         (3, 22, "CCCC3333", "Deleted Paper", ABSTRACT, "2020", "", ""),
         (4, 2, "DDDD4444", "Full Text PDF", "", "", "", ""),
+        (5, 2, "EEEE5555", "Loose PDF", "", "", "", ""),
     ]  # fmt: skip
     value_ids: dict[str, int] = {}
 
@@ -213,11 +214,16 @@ def build_zotero(directory: Path, pdf_body: str) -> Path:
     )
     db.execute("INSERT INTO itemAttachments (itemID, parentItemID, linkMode, contentType, path) "
                "VALUES (4, 2, 0, 'application/pdf', 'storage:preprint.pdf')")  # fmt: skip
+    db.execute("INSERT INTO itemAttachments (itemID, parentItemID, linkMode, contentType, path) "
+               "VALUES (5, NULL, 0, 'application/pdf', 'storage:loose.pdf')")  # fmt: skip
     db.execute("INSERT INTO deletedItems (itemID) VALUES (3)")
     db.commit()
     db.close()
     (directory / "storage" / "DDDD4444").mkdir(parents=True)
     make_pdf(directory / "storage" / "DDDD4444" / "preprint.pdf", "Preprint", "PDF abstract.", pdf_body)
+    (directory / "storage" / "EEEE5555").mkdir()
+    make_pdf(directory / "storage" / "EEEE5555" / "loose.pdf", "A Loose Standalone Paper",
+             "Standalone abstract.", "Standalone body text.")  # fmt: skip
     return directory
 
 
@@ -234,11 +240,12 @@ def test_zotero_directory_read_from_a_copy_with_attachments(tmp_path):
         lock.rollback()
         lock.close()
     assert (zotero / "zotero.sqlite").read_bytes() == before  # never written to
-    journal, preprint = parsed.papers
+    journal, preprint, loose = parsed.papers
     assert (journal.id, journal.year, journal.authors) == ("10.1000/zjp", 2021, "Grace Hopper")
     assert preprint.id == "2401.05555" and "twelve steps" in preprint.body
     assert preprint.source == str(zotero / "storage" / "DDDD4444" / "preprint.pdf")
     assert "Deleted Paper" not in {paper.title for paper in parsed.papers}
+    assert loose.title == "A Loose Standalone Paper" and "Standalone body" in loose.body
     assert parsed.bad_lines == []
 
 
