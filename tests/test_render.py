@@ -71,6 +71,7 @@ def test_uncited_sources_are_listed_separately_not_as_cards():
     assert 'id="src-0-1"' in cited_part and 'id="src-0-2"' in cited_part
     assert "Unrelated &amp; uncited" in uncited_part and 'id="src-0-3"' not in html
     assert "2019" in uncited_part
+    assert "<details><summary>[3] Unrelated &amp; uncited" in uncited_part  # expands to its abstract
 
 
 def test_card_links_the_paper_when_a_url_is_known():

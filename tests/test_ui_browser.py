@@ -242,6 +242,8 @@ def test_upload_jsonl_then_find_and_delete_the_paper(page, tmp_path):
         "2501.99999"
     )
     page.locator("#delete").click()
+    expect(page.locator("#delete-question")).to_contain_text(title)  # asks before deleting
+    page.locator("#delete-confirm").click()
     expect(page.locator("#ingest-report")).to_contain_text("deleted 2501.99999")
     expect(table_cells(page, title)).to_have_count(0)
 

@@ -71,6 +71,22 @@ def test_a_refused_upload_is_not_kept_in_the_uploads_folder(empty_index, setting
     bad.write_text(json.dumps({"title": True, "abstract": "x"}) + "\n")
     good = tmp_path / "good.jsonl"
     good.write_text(json.dumps({"id": "g", "title": "Good", "abstract": "A good paper."}) + "\n")
-    report, *_ = tab.ingest_files([str(bad), str(good)], "", progress=lambda *a, **k: None)
+    report, *_ = tab.ingest_files(
+        [str(bad), str(good)], "", "newest first", 1, progress=lambda *a, **k: None
+    )
     assert "added 1" in report and "bad.jsonl: skipped 1 bad record(s)" in report
     assert sorted(p.name for p in tab.uploads.iterdir()) == ["good.jsonl"]
+
+
+def test_pages_sort_undated_last_and_titles_link_out():
+    from ui.corpus import paper_page
+
+    linked = [*PAPERS, Paper("2101.9", "Alpha [draft]", "abs", year=2020, url="https://arxiv.org/abs/2101.9")]
+    rows, page, info = paper_page(linked, sort="newest first", page=1, page_size=2)
+    assert [row[0] for row in rows] == ["t-2", "2101.1"] and (page, info) == (1, "rows 1–2 of 4 · page 1 of 2")
+    rows, page, info = paper_page(linked, sort="newest first", page=9, page_size=2)
+    assert [row[0] for row in rows] == ["2101.9", "t-3"] and page == 2  # clamped to the last page
+    assert rows[0][1] == "[Alpha (draft)](https://arxiv.org/abs/2101.9)"
+    rows, _, _ = paper_page(linked, sort="title A–Z")
+    assert [row[0] for row in rows] == ["2101.9", "t-2", "2101.1", "t-3"]
+    assert paper_page(linked, query="nothing")[2] == "no papers · page 1 of 1"

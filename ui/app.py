@@ -13,15 +13,18 @@ import threading
 import gradio as gr
 
 import rag  # noqa: F401  (offline environment first)
+from rag.conversations import ConversationStore
 from rag.index import PaperIndex
 from rag.ingest import ingest_paths
 from rag.llm import resolve_mode
 from rag.settings import BUNDLED_CORPUS, Settings
+from ui.api import server_extras
 from ui.assets import CSS, HEAD
 from ui.auth import Users
 from ui.chat import ChatTab
 from ui.corpus import CorpusTab
 from ui.evaluation import EvalTab
+from ui.history import HistoryPanel
 from ui.options import OptionsTab
 
 
@@ -52,6 +55,9 @@ def build_app(settings: Settings, index: PaperIndex | None = None) -> gr.Blocks:
             with gr.Tab("Settings", id="settings"):
                 options.build()
         chat.wire(options)
+        history = HistoryPanel(ConversationStore.for_index(settings.index))
+        history.build()
+        history.wire(app, chat, options)
         corpus.wire(corpus_tab)
         evaluation.wire(options)
     return app
@@ -75,5 +81,6 @@ def launch(
         server_name=settings.host, server_port=settings.port, auth=users or None,
         max_file_size=f"{settings.ui_max_upload_mb}mb", allowed_paths=[str(eval_runs)],
         css=CSS, head=HEAD, show_error=True, prevent_thread_lock=not block, quiet=not block,
+        app_kwargs=server_extras(settings, index, users or []),  # HTTP API at /api, MCP at /mcp
     )  # fmt: skip
     return app

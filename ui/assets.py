@@ -9,12 +9,15 @@ CSS = """
   border-radius:.7em; background:#2563eb; color:#fff !important; font-size:.8em; line-height:1.4;
   text-align:center; text-decoration:none !important; cursor:pointer; }
 .cite-chip:hover { background:#1d4ed8; }
-.source-card { border:1px solid #d0d7de; border-radius:8px; padding:.6em; margin:.5em 0;
+.source-card { border:1px solid var(--border-color-primary, #d0d7de); border-radius:8px; padding:.6em; margin:.5em 0;
   transition: box-shadow .3s, border-color .3s; }
 .source-card.highlight { border-color:#2563eb; box-shadow:0 0 0 3px #93c5fd; }
-.source-title { font-weight:600; } .source-meta { font-size:.85em; color:#57606a; }
+.source-title { font-weight:600; }
+.source-meta { font-size:.85em; color:var(--body-text-color-subdued, #57606a); }
 .source-abstract { font-size:.9em; margin-top:.3em; }
-.source-abstract mark.evidence { background:#fef08a; padding:0 .1em; border-radius:2px; }
+/* translucent and inheriting the text colour: readable in light and dark mode */
+.source-abstract mark.evidence { background:rgba(234,179,8,.35); color:inherit; padding:0 .1em;
+  border-radius:2px; }
 .answer-note { font-size:.85em; color:#9a6700; margin-top:.4em; }
 .support-dot { display:inline-block; width:.6em; height:.6em; border-radius:50%; margin-left:.25em;
   vertical-align:middle; }
@@ -23,6 +26,7 @@ CSS = """
 .support-badge { font-size:.75em; font-weight:500; color:#fff; border-radius:.6em;
   padding:0 .45em; margin-left:.3em; }
 ul.uncited { font-size:.9em; padding-left:1.2em; }
+ul.uncited summary { cursor:pointer; } ul.uncited .source-abstract { margin:.2em 0 .5em; }
 #sources-panel { max-height: 640px; overflow-y: auto; }
 .turn-sources[hidden] { display:none; }
 """

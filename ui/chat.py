@@ -21,6 +21,8 @@ from rag.local_llm import LocalLLMError
 from rag.render import answer_html, chat_sources_html, escape_text, plain_text
 from rag.settings import Settings
 from ui.assets import COPY_JS
+from ui.export import ExportPanel
+from ui.notices import FilterNotice
 from ui.options import OptionsTab, session_options
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,10 @@ class ChatTab:
                     self.new_chat = gr.Button("New chat", size="sm", elem_id="new-chat")
                     self.copy = gr.Button("Copy answer", size="sm", elem_id="copy-answer")
                 self.status = gr.Markdown("", elem_id="answer-status")
+                self.filter_notice = FilterNotice(self.index)
+                self.filter_notice.build()
+                self.export = ExportPanel(self.settings, self.index)
+                self.export.build()
                 gr.Examples(EXAMPLES, inputs=self.question, label="Example questions")
                 self.copy_text = gr.Textbox(visible=False)
                 with gr.Accordion("Prompt actually sent", open=False, visible=False) as prompt_box:
@@ -88,7 +94,7 @@ class ChatTab:
         clear_box = self.question.submit(
             lambda text: ("", text), self.question, [self.question, asked], queue=False
         )
-        clear_box.then(
+        self.answered = clear_box.then(
             self.respond, [asked, self.chatbot, self.turns, *options.components], outputs,
         )  # fmt: skip
         self.new_chat.click(
@@ -96,6 +102,8 @@ class ChatTab:
         )
         self.chatbot.clear(lambda: ([], chat_sources_html([]), [], None, "", ""), None, outputs)
         self.copy.click(None, [self.copy_text], None, js=COPY_JS)
+        self.export.wire(self.turns)
+        self.filter_notice.wire(options)
         options.show_prompt.change(
             lambda show: gr.Accordion(visible=show), options.show_prompt, self.prompt_box,
             queue=False,

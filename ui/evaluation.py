@@ -88,7 +88,7 @@ class EvalTab:
         self.run.click(
             self.run_suite, [self.suite, self.retrieval_only, *options.components],
             [self.status, self.metrics, self.by_type, self.plots, self.files],
-            concurrency_limit=1, concurrency_id="eval-runs",
+            concurrency_limit=1, concurrency_id="eval-runs", show_progress_on=self.status,
         )  # fmt: skip
 
     def run_suite(self, suite: str | None, retrieval_only: bool, *values, progress=gr.Progress()):
