@@ -94,7 +94,7 @@ class PdfText:
 def _clean(text: str) -> str:
     """PDFium text → plain text: CRLF → LF, stray marks dropped, compatibility forms folded."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = text.replace("\ufffe", "").replace("\x00", "")
+    text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe]", "", text)  # glyphs with no Unicode
     return unicodedata.normalize("NFKC", text)
 
 
