@@ -42,8 +42,7 @@ def norm(text: str) -> str:
 
 
 def build(index: PaperIndex, with_seed: bool) -> None:
-    if index.paper_count():
-        return
+    """Ingest the PDFs (and the bundled corpus); papers already indexed are skipped."""
     manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
     directory = Path(manifest["directory"])
     paths = [directory / entry["file"] for entry in manifest["papers"]]
