@@ -119,7 +119,8 @@ def extract(path: Path) -> PdfText:
                 sizes = []
                 for i in range(count):  # glyph height as drawn (font size ignores the text matrix)
                     pdfium_c.FPDFText_GetLooseCharBox(textpage.raw, i, box)
-                    sizes.append(box.top - box.bottom)
+                    height = box.top - box.bottom
+                    sizes.append(height or pdfium_c.FPDFText_GetFontSize(textpage.raw, i))
             else:
                 sizes = [0.0] * len(raw)
             pages.append(_lines(raw, sizes))
