@@ -131,7 +131,7 @@ class Settings(BaseSettings):
 
     # --- full text (long documents: rag/pdf.py, rag/lexical.py, rag/retrieve.py) ---------
     source_passages: int = Field(
-        default=3, ge=0, le=20,
+        default=4, ge=0, le=20,
         description="Body passages of a long document kept per retrieved paper "
         "(Source.passages: the ones that matched the question, best first).",
     )  # fmt: skip
