@@ -65,6 +65,7 @@ NAME = re.compile(
 )
 MARKERS = re.compile(r"[∗*†‡§¶#♮♯⋆★∙•\d]+")
 MIN_TITLE_CHARS = 8
+EDGE_LINES = 3  # lines at the top and bottom of a page where headers and footers sit
 PASSAGE_WORDS = 160
 """Body passage size: near an abstract's length, so BM25 length normalisation treats both
 alike, and under MiniLM's 256-word-piece window, so one passage is one chunk."""
@@ -281,8 +282,27 @@ class _Block:
     lines: list[str]
 
 
+def _line_key(text: str) -> str:
+    """A line with its numbers blanked: running headers differ only by page number."""
+    return re.sub(r"\d+", "#", " ".join(text.lower().split()))
+
+
+def running_lines(pdf: PdfText, edge: int = EDGE_LINES) -> set[str]:
+    """Headers and footers: lines (numbers blanked) among the first or last `edge` lines
+    of at least a third of the pages (and of 3 or more). They would otherwise be glued into
+    passages ("Published as a conference paper at ICLR 2021 …") and match queries."""
+    counts: dict[str, int] = {}
+    for lines in pdf.pages:
+        for key in {_line_key(line.text) for line in [*lines[:edge], *lines[-edge:]]}:
+            counts[key] = counts.get(key, 0) + 1
+    floor = max(3, len(pdf.pages) // 3)
+    return {key for key, count in counts.items() if count >= floor}
+
+
 def _blocks(pdf: PdfText, start_line: int) -> list[_Block]:
-    """Body text as (page, section) blocks, from page 1 line `start_line` on, references cut."""
+    """Body text as (page, section) blocks, from page 1 line `start_line` on, references and
+    running headers/footers cut."""
+    running = running_lines(pdf)
     blocks: list[_Block] = []
     section = ""
     in_references = False
@@ -291,6 +311,8 @@ def _blocks(pdf: PdfText, start_line: int) -> list[_Block]:
         blocks.append(block)
         for line in lines[start_line if number == 1 else 0 :]:
             if ARXIV_STAMP.fullmatch(line.text.split(" [")[0].strip()):
+                continue
+            if _line_key(line.text) in running:
                 continue
             heading = _heading(line.text)
             if heading:
