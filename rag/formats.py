@@ -386,44 +386,14 @@ def parse_csv(path: Path, limits: RecordLimits = RecordLimits()) -> ParsedFile:
     return parsed
 
 
-ABSTRACT_HEAD = re.compile(r"\babstract\b[\s.:—-]*", re.I)
-ABSTRACT_END = re.compile(r"\n\s*(?:\d\.?|I\.?)?\s*(?:introduction|keywords|index terms)\b", re.I)
-
-
 def parse_pdf(path: Path) -> ParsedFile:
-    """Extract text with pypdf; the abstract is the text after 'Abstract' when present."""
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    """One paper per PDF, read page by page with located passages (rag/pdf.py)."""
+    from rag.pdf import PdfError, parse_pdf_paper
 
     try:
-        reader = PdfReader(str(path))
-        pages = [page.extract_text() or "" for page in reader.pages]
-        info_title = (reader.metadata.title if reader.metadata else None) or ""
-        created = str(reader.metadata.get("/CreationDate", "")) if reader.metadata else ""
-    except (PdfReadError, OSError, ValueError, KeyError) as exc:
-        raise FormatError(f"{path}: unreadable PDF ({exc})") from None
-    text = "\n".join(pages).strip()
-    if not text:
-        raise FormatError(f"{path}: PDF has no extractable text (scanned?)")
-    lines = _nonblank_lines(text)
-    title = " ".join(str(info_title).split()) or lines[0][:MAX_TITLE_CHARS]
-    head = ABSTRACT_HEAD.search(text[:5000])
-    if head:
-        rest = text[head.end():]
-        end = ABSTRACT_END.search(rest)
-        abstract = rest[: end.start() if end else 2000]
-    else:
-        abstract = text[len(lines[0]):2000] if len(lines) > 1 else text
-    abstract = " ".join(abstract.split())
-    paper = Paper(
-        id=title_id(title),
-        title=title,
-        abstract=abstract,
-        year=_year({"date": created}),
-        source=str(path),
-        body=" ".join(text.split()),
-    )
-    return ParsedFile(path=path, format="pdf", papers=[paper])
+        return ParsedFile(path=path, format="pdf", papers=[parse_pdf_paper(path)])
+    except PdfError as exc:
+        raise FormatError(str(exc)) from None
 
 
 @contextmanager

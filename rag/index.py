@@ -40,18 +40,38 @@ from chromadb.config import System
 from llama_index.core import Document
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import BaseNode
+from llama_index.core.schema import BaseNode, NodeRelationship, RelatedNodeInfo
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from rag.embedder import embedder_label, load_embedder
 from rag.lexical import LexicalIndex
-from rag.papers import Paper
+from rag.papers import Paper, Passage
 from rag.settings import Settings
 
 Progress = Callable[[int, int], None]
 """Called as progress(done, total) while papers are embedded and written."""
 
 GET_BATCH = 5000  # ids per Chroma get(): keeps SQLite's variable limit far away
+
+
+LOCATION_KEYS = ("kind", "page", "section")
+"""Chunk metadata locating a chunk in its paper. Indexes built before it have none: their
+chunks read back as unlocated body text (location "body")."""
+
+
+def passage_metadata(passage: Passage) -> dict[str, str | int]:
+    """Chroma-safe location of a chunk (page 0 = unknown)."""
+    return {"kind": passage.kind, "page": passage.page or 0, "section": passage.section}
+
+
+def chunk_passage(text: str, metadata: dict) -> Passage:
+    """A chunk read back from Chroma as a Passage (old chunks: kind "body", no page)."""
+    return Passage(
+        text=text,
+        kind=str(metadata.get("kind") or "body"),
+        page=int(metadata.get("page") or 0) or None,
+        section=str(metadata.get("section") or ""),
+    )
 
 
 class IndexMismatchError(RuntimeError):
@@ -309,6 +329,36 @@ class PaperIndex:
             )
         }
 
+    def body_passages(self, ids: Sequence[str]) -> dict[str, tuple[Passage, ...]]:
+        """Body passages of these papers, read back from their chunks (for side indexes).
+
+        Chunks written with a location give kind "body" passages directly. Older
+        indexes have no kind: there, a paper with more than one chunk is a long
+        document and all its chunks count as (unlocated) body passages.
+        """
+        if not ids or self.chunk_count() <= self.paper_count():
+            return {}  # one chunk per paper: nothing beyond abstracts anywhere
+        result = self.chunks.get(
+            where={"document_id": {"$in": list(ids)}}, include=["documents", "metadatas"]
+        )
+        located: dict[str, list[Passage]] = {}
+        unlocated: dict[str, list[Passage]] = {}
+        for text, metadata in zip(result["documents"], result["metadatas"]):
+            paper_id = str(metadata.get("paper_id") or metadata.get("document_id"))
+            passage = chunk_passage(text or "", metadata)
+            if "kind" in metadata:
+                if passage.kind == "body":
+                    located.setdefault(paper_id, []).append(passage)
+            else:
+                unlocated.setdefault(paper_id, []).append(passage)
+        located.update(
+            (paper_id, passages) for paper_id, passages in unlocated.items() if len(passages) > 1
+        )
+        return {
+            paper_id: tuple(sorted(passages, key=lambda p: p.page or 0))
+            for paper_id, passages in located.items()
+        }
+
     def iter_papers(self, batch: int = 1000) -> Iterable[Paper]:
         """Every paper, in storage order (for listing and for side indexes)."""
         offset = 0
@@ -324,23 +374,41 @@ class PaperIndex:
 
     # --- writing ---------------------------------------------------------------------
     def _documents(self, papers: Sequence[Paper]) -> list[Document]:
-        keys = list(Paper("", "", "").metadata())
-        return [
-            Document(
-                id_=paper.id,
-                text="\n\n".join(part for part in (paper.title, paper.abstract, paper.body) if part),
-                metadata=paper.metadata(),
-                excluded_embed_metadata_keys=keys,
-                excluded_llm_metadata_keys=keys,
-            )
-            for paper in papers
-        ]
+        """One llama-index document per paper, or, for papers with located body passages
+        (PDFs), one for title + abstract and one per passage, so every chunk carries its
+        kind ("abstract"/"body"), page and section into Chroma (see passage_metadata)."""
+        keys = [*Paper("", "", "").metadata(), *LOCATION_KEYS]
+        documents = []
+        for paper in papers:
+            head = "\n\n".join(part for part in (paper.title, paper.abstract) if part)
+            parts = [(head, Passage(paper.abstract))]
+            if paper.passages:
+                parts += [(passage.text, passage) for passage in paper.passages]
+            elif paper.body:
+                parts = [(f"{head}\n\n{paper.body}", Passage(paper.abstract))]
+            documents += [
+                Document(
+                    id_=paper.id if number == 0 else f"{paper.id}#{number}",
+                    text=text,
+                    metadata={**paper.metadata(), **passage_metadata(passage)},
+                    excluded_embed_metadata_keys=keys,
+                    excluded_llm_metadata_keys=keys,
+                )
+                for number, (text, passage) in enumerate(parts)
+            ]
+        return documents
 
     def _chunk_and_embed(
         self, papers: Sequence[Paper], notes: list[str] | None = None
     ) -> list[BaseNode]:
         """Split, keep at most max_chunks_per_paper chunks per paper (saying so), embed."""
         nodes = self.splitter(self._documents(papers))
+        # Passage documents need ids of their own (the splitter maps metadata by document
+        # id); every chunk still belongs to its paper, which deletes, means and caps go by.
+        for node in nodes:
+            node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(
+                node_id=str(node.metadata["paper_id"])
+            )
         cap = self.settings.max_chunks_per_paper
         counts: dict[str, int] = {}
         for node in nodes:

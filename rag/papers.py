@@ -78,6 +78,8 @@ class Paper:
     source: str = ""  # file the paper was ingested from
     doi: str = ""  # bare DOI ("10.1234/abc"), when the source gives or contains one
     body: str = field(default="", repr=False)  # full text beyond the abstract (PDFs)
+    passages: tuple[Passage, ...] = field(default=(), repr=False)
+    """Body passages located by page/section (PDFs); the abstract is not among them."""
 
     def metadata(self) -> dict[str, str | int]:
         """Flat, Chroma-safe metadata (no None, no lists)."""

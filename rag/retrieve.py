@@ -3,8 +3,11 @@
 Why both: MiniLM finds paraphrases but blurs rare exact terms (model names,
 acronyms, chemical names); BM25 is the reverse. Each side ranks *papers*:
 dense searches per-paper vectors for abstract corpora and otherwise collapses
-chunks to their paper by the best chunk's cosine; BM25 indexes one document
-per paper (title + abstract). The two paper rankings are fused
+chunks to their paper by the best chunk's cosine; in an abstract corpus holding
+some long documents it also searches the body chunks alone, so a PDF's body is
+never out of reach. BM25 ranks a paper by its best row (title + abstract, or one
+body passage). Both sides report the body passages that matched, which become
+`Source.passages`. The two paper rankings are fused
 (by default a sum of min-max normalised scores, which kept a paper found
 strongly by one side only near the top more often than reciprocal-rank fusion
 did; the measurements are in docs/retrieval.md), optionally reranked, and
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 from rag.filters import RetrievalFilters
-from rag.index import PaperIndex
+from rag.index import PaperIndex, chunk_passage
 from rag.papers import Paper, Passage
 from rag.settings import Settings
 
@@ -81,6 +84,8 @@ class Hit:
     paper_id: str
     score: float
     text: str = ""  # best chunk (dense side only)
+    passages: tuple[tuple[Passage, float], ...] = ()
+    """Body passages that matched, with this retriever's score, best first."""
 
 
 def _allowed(index: PaperIndex, filters: RetrievalFilters | None) -> Allowed | None:
@@ -91,27 +96,39 @@ def _allowed(index: PaperIndex, filters: RetrievalFilters | None) -> Allowed | N
     return Allowed(mask=mask, ids=ids)
 
 
-def _search_paper_vectors(index: PaperIndex) -> bool:
-    """Whether dense search may use the per-paper vectors, cached per index revision.
+@dataclass(frozen=True)
+class _Shape:
+    """What dense search needs to know about an index, cached per index revision."""
 
-    True for abstract corpora (at most PAPER_VECTOR_MAX_CHUNK_RATIO chunks per paper).
-    A paper's record vector is the normalised mean of its chunk vectors, so for
-    one-chunk papers it *is* the chunk vector. On the dev set (3% of abstracts
-    split in two) it scored slightly higher than max-over-chunks (ict nDCG@10
-    0.647 vs 0.637). It is also ~5x cheaper: ids and distances only, whereas chunk
-    hits need their llama-index metadata read to learn their paper. Long PDFs keep
-    the chunk search, whose best chunk becomes the passage the LLM reads.
+    paper_vectors: bool  # search per-paper vectors (abstract corpus)
+    body_chunks: bool  # some chunks are located body passages (long documents)
+
+
+def _shape(index: PaperIndex) -> _Shape:
+    """Whether dense search may use the per-paper vectors, and whether body chunks exist.
+
+    Per-paper vectors serve abstract corpora (at most PAPER_VECTOR_MAX_CHUNK_RATIO
+    chunks per paper). A paper's record vector is the normalised mean of its chunk
+    vectors, so for one-chunk papers it *is* the chunk vector. On the dev set (3% of
+    abstracts split in two) it scored slightly higher than max-over-chunks (ict
+    nDCG@10 0.647 vs 0.637). It is also ~5x cheaper: ids and distances only, whereas
+    chunk hits need their llama-index metadata read to learn their paper. Long PDFs
+    keep the chunk search, whose best chunk becomes the passage the LLM reads; a few
+    PDFs among many abstracts get a second, body-only chunk search (dense_search).
     """
     revision = index.lexical.synced_revision()
     cached = _SHAPE_CACHE.get(index.location)
     if cached is None or cached[0] != revision:
         ratio = index.chunk_count() / max(index.paper_count(), 1)
-        cached = (revision, ratio <= PAPER_VECTOR_MAX_CHUNK_RATIO)
+        body = ratio > 1.0 and bool(
+            index.chunks.get(where={"kind": "body"}, limit=1, include=[])["ids"]
+        )
+        cached = (revision, _Shape(ratio <= PAPER_VECTOR_MAX_CHUNK_RATIO, body))
         _SHAPE_CACHE[index.location] = cached
     return cached[1]
 
 
-_SHAPE_CACHE: dict[str, tuple[str, bool]] = {}
+_SHAPE_CACHE: dict[str, tuple[str, _Shape]] = {}
 
 
 def _fetch_size(base: int, allowed: Allowed | None, total: int, cap: int) -> int:
@@ -129,31 +146,62 @@ def dense_search(
 
     Filters arrive as an allowed-id set. Up to PUSHDOWN_MAX_IDS ids go to Chroma; a
     larger set is applied to an over-fetched list. Chroma's own metadata `where`
-    was measured at ~0.85 s per query at 50k papers, so it is not used.
+    was measured at ~0.85 s per query at 50k papers, so it is not used for filters.
     """
     if allowed is not None and not allowed.ids:
         return []
+    shape = _shape(index)
+    if not shape.paper_vectors:
+        return _chunk_search(index, embedding, k, allowed, body_only=False)
     small = allowed is not None and len(allowed.ids) <= PUSHDOWN_MAX_IDS
     total = index.lexical.count()
-    if _search_paper_vectors(index):
-        result = index.papers.query(
-            query_embeddings=[list(embedding)], include=["distances"],
-            ids=sorted(allowed.ids) if small else None,
-            n_results=min(total, _fetch_size(k, None if small else allowed, total, 2000)),
-        )  # fmt: skip
-        hits = [
-            Hit(paper_id, 1.0 - float(distance))
-            for paper_id, distance in zip(result["ids"][0], result["distances"][0])
-            if allowed is None or paper_id in allowed.ids
-        ]
+    result = index.papers.query(
+        query_embeddings=[list(embedding)], include=["distances"],
+        ids=sorted(allowed.ids) if small else None,
+        n_results=min(total, _fetch_size(k, None if small else allowed, total, 2000)),
+    )  # fmt: skip
+    hits = [
+        Hit(paper_id, 1.0 - float(distance))
+        for paper_id, distance in zip(result["ids"][0], result["distances"][0])
+        if allowed is None or paper_id in allowed.ids
+    ]
+    if not shape.body_chunks:
         return hits[:k]
+    return _merge_body_hits(hits, _chunk_search(index, embedding, k, allowed, body_only=True))[:k]
+
+
+def _merge_body_hits(papers: list[Hit], bodies: list[Hit]) -> list[Hit]:
+    """Per paper, the better of its paper-vector cosine and its best body chunk's cosine
+    (both cosines of one model, so comparable); body passages are kept."""
+    merged = {hit.paper_id: hit for hit in papers}
+    for body in bodies:
+        known = merged.get(body.paper_id)
+        if known is None or body.score > known.score:
+            merged[body.paper_id] = body
+        else:
+            merged[body.paper_id] = Hit(known.paper_id, known.score, known.text, body.passages)
+    return sorted(merged.values(), key=lambda hit: hit.score, reverse=True)
+
+
+def _chunk_search(
+    index: PaperIndex, embedding: Sequence[float], k: int, allowed: Allowed | None,
+    body_only: bool,
+) -> list[Hit]:  # fmt: skip
+    """Papers by their best chunk (all chunks, or only located body chunks), with the
+    body chunks that matched as passages."""
+    small = allowed is not None and len(allowed.ids) <= PUSHDOWN_MAX_IDS
+    total = index.lexical.count()
     fetch = max(index.settings.chunk_candidates, 2 * k)
+    where: list[dict] = [{"kind": "body"}] if body_only else []
+    if small:
+        where.append({"paper_id": {"$in": sorted(allowed.ids)}})
     result = index.chunks.query(
         query_embeddings=[list(embedding)], include=["documents", "metadatas", "distances"],
-        where={"paper_id": {"$in": sorted(allowed.ids)}} if small else None,
+        where=where[0] if len(where) == 1 else ({"$and": where} if where else None),
         n_results=_fetch_size(fetch, None if small else allowed, total, 400),
     )  # fmt: skip
     best: dict[str, Hit] = {}
+    passages: dict[str, list[tuple[Passage, float]]] = {}
     for text, meta, distance in zip(
         result["documents"][0], result["metadatas"][0], result["distances"][0]
     ):
@@ -161,17 +209,49 @@ def dense_search(
         if allowed is not None and paper_id not in allowed.ids:
             continue
         cosine = 1.0 - float(distance)
+        if meta.get("kind", "body") == "body":
+            passages.setdefault(paper_id, []).append((chunk_passage(text or "", meta), cosine))
         if paper_id not in best or cosine > best[paper_id].score:
             best[paper_id] = Hit(paper_id, cosine, text or "")
-    return sorted(best.values(), key=lambda hit: hit.score, reverse=True)[:k]
+    ranked = sorted(best.values(), key=lambda hit: hit.score, reverse=True)[:k]
+    return [
+        Hit(hit.paper_id, hit.score, hit.text, tuple(passages.get(hit.paper_id, ())))
+        for hit in ranked
+    ]
 
 
 def lexical_search(
     index: PaperIndex, query: str, k: int, allowed: Allowed | None = None
 ) -> list[Hit]:
-    """Top-k papers by BM25 over title + abstract."""
+    """Top-k papers by BM25, each by its best row (title + abstract, or a body passage)."""
     mask = allowed.mask if allowed is not None else None
-    return [Hit(paper_id, score) for paper_id, score in index.lexical.search(query, k, mask)]
+    per_paper = index.settings.source_passages
+    return [
+        Hit(hit.paper_id, hit.score, passages=tuple(hit.passages))
+        for hit in index.lexical.search_passages(query, k, mask, per_paper)
+    ]
+
+
+def matched_passages(
+    lexical: Sequence[Hit], dense: Sequence[Hit], limit: int
+) -> dict[str, list[Passage]]:
+    """Per paper, the body passages that matched, best first: BM25's, then dense's.
+
+    Within one paper BM25 picks the answering passage far better than MiniLM: on the
+    full-text dev set (bench/fulltext_dev.jsonl) the span was in BM25's top 4 passages
+    of the right paper for 0.92 of the questions, in the top 4 by cosine for 0.62, and
+    in reciprocal-rank fusions of the two for 0.77–0.88 (docs/pdf.md). So BM25's
+    passages come first and dense chunk hits fill the remaining places (they matter
+    when the question shares no term with the body). The same text counts once.
+    """
+    found: dict[str, dict[str, Passage]] = {}
+    for ranking in (lexical, dense):
+        for hit in ranking:
+            per_paper = found.setdefault(hit.paper_id, {})
+            for passage, _ in hit.passages:
+                if len(per_paper) < limit:
+                    per_paper.setdefault(" ".join(passage.text.split()), passage)
+    return {paper_id: list(kept.values()) for paper_id, kept in found.items() if kept}
 
 
 def rrf(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int) -> dict[str, float]:
@@ -203,7 +283,7 @@ def fuse(dense: Sequence[Hit], lexical: Sequence[Hit], settings: Settings) -> li
         fused = rrf((dense, lexical), weights, settings.rrf_k)
     else:
         fused = score_fusion((dense, lexical), weights)
-    texts = {hit.paper_id: hit.text for hit in dense}
+    texts = {hit.paper_id: hit.text for hit in dense if hit.text}
     ranked = sorted(fused.items(), key=lambda item: item[1], reverse=True)
     return [Hit(paper_id, score, texts.get(paper_id, "")) for paper_id, score in ranked]
 
@@ -230,13 +310,18 @@ def _rank(
     ranked = ranked[:k]
     papers = index.get_papers([hit.paper_id for hit in ranked])
     cosine = {hit.paper_id: hit.score for hit in dense}
-    return [
-        Source(paper=papers[hit.paper_id], score=hit.score,
-               best_chunk=hit.text or papers[hit.paper_id].abstract,
-               similarity=cosine.get(hit.paper_id))
-        for hit in ranked
-        if hit.paper_id in papers
-    ]  # fmt: skip
+    passages = matched_passages(lexical, dense, settings.source_passages)
+    sources = []
+    for hit in ranked:
+        if hit.paper_id not in papers:
+            continue
+        found = passages.get(hit.paper_id, [])
+        text = hit.text or (found[0].text if found else papers[hit.paper_id].abstract)
+        sources.append(
+            Source(paper=papers[hit.paper_id], score=hit.score, best_chunk=text,
+                   similarity=cosine.get(hit.paper_id), passages=found)
+        )  # fmt: skip
+    return sources
 
 
 @contextmanager

@@ -171,6 +171,13 @@ class Settings(BaseSettings):
         default=20, description="Fused candidates the reranker rescores (when rerank is on)."
     )
 
+    # --- full text (long documents: rag/pdf.py, rag/lexical.py, rag/retrieve.py) ---------
+    source_passages: int = Field(
+        default=4, ge=0, le=20,
+        description="Body passages of a long document kept per retrieved paper "
+        "(Source.passages: the ones that matched the question, best first).",
+    )  # fmt: skip
+
     # --- answering ----------------------------------------------------------------
     llm: LlmMode = Field(
         default="auto",

@@ -16,7 +16,7 @@ import pytest
 from conftest import make_settings
 from rag.index import PaperIndex
 from rag.lexical import LexicalIndex, tokenize
-from rag.papers import Paper
+from rag.papers import Paper, Passage
 from rag.retrieve import retrieve
 
 PAPERS = [
@@ -150,3 +150,48 @@ def test_a_killed_rebuild_leaves_nothing_behind_after_the_next_write(empty_index
     empty_index.add_papers([NEW])
     assert lexical.leftovers() == [] and not killed.exists()
     assert lexical_ids(empty_index, "narwhal") == ["a4"]
+
+
+LONG = Paper(
+    "pdf1", "Reef mapping from glider sonar", "Gliders record sonar echoes over coral reefs.",
+    passages=(
+        Passage("Echo windows are normalised by their median energy.", "body", 2, "2 Method"),
+        Passage("The model was trained on the Kettlewell lagoon recordings.", "body", 3,
+                "3 Experiments"),
+    ),
+)  # fmt: skip
+
+
+def test_body_passages_are_searched_and_located(empty_index):
+    empty_index.add_papers([*PAPERS, LONG])
+    hits = empty_index.lexical.search_passages("Kettlewell lagoon", 5)
+    assert [hit.paper_id for hit in hits] == ["pdf1"]  # a body-only match keeps its paper
+    passage, score = hits[0].passages[0]
+    assert (passage.location, score > 0) == ("§ 3 Experiments, p. 3", True)
+    assert empty_index.lexical.knows(tokenize(["Kettlewell"])[0][0])
+    assert lexical_ids(empty_index, "zebrafish") == ["a1"]  # head rows rank as before
+    assert empty_index.lexical.search_passages("coral reefs", 5)[0].passages == []
+
+
+def test_an_old_layout_lexical_index_is_rebuilt_with_body_passages(settings):
+    index = PaperIndex(settings)
+    index.add_papers([*PAPERS, LONG])
+    directory = index.lexical.directory
+    generation = directory / (directory / "CURRENT").read_text().strip()
+    # Rewrite the generation as the previous layout wrote it: one row per paper, no FORMAT.
+    rows = [json.loads(line) for line in (generation / "tokens.jsonl").read_text().splitlines()]
+    (generation / "tokens.jsonl").write_text(
+        "".join(json.dumps({k: v for k, v in row.items() if k != "passages"}) + "\n" for row in rows)
+    )
+    for name in ("FORMAT", "rows.npy", "passages.json"):
+        (generation / name).unlink()
+    reader = PaperIndex(settings)
+    assert reader.lexical.count() == 0  # an unknown layout reads as empty ...
+    reader.settings.retrieval_mode = "lexical"
+    sources = retrieve(reader, "Kettlewell lagoon", 3)  # ... and is rebuilt from Chroma
+    assert [source.paper.id for source in sources] == ["pdf1"]
+    assert sources[0].passages[0].location == "§ 3 Experiments, p. 3"
+    assert sorted(reader.lexical.ids) == ["a1", "a2", "a3", "pdf1"]
+    assert not generation.exists()
+    current = directory / (directory / "CURRENT").read_text().strip()
+    assert (current / "FORMAT").read_text() == "2"

@@ -170,3 +170,63 @@ def test_missing_cross_encoder_is_one_clear_error(fusion_index, capsys, monkeypa
     assert err == [
         "error: rerank: cross-encoder directory not found: /nonexistent/cross-encoder (use 'off')"
     ]
+
+
+# --- full text: body passages of PDFs (rag/pdf.py → index → both retrievers) -------------
+@pytest.fixture(scope="module")
+def mixed_index(tmp_path_factory):
+    """The bundled abstracts plus one three-page PDF: the mixed corpus in which dense
+    search uses per-paper vectors and must still reach the PDF's body."""
+    from rag.ingest import ingest_paths
+    from rag.settings import BUNDLED_CORPUS
+    from test_pdf import make_paper_pdf
+
+    tmp = tmp_path_factory.mktemp("mixed")
+    index = PaperIndex(make_settings(tmp))
+    report = ingest_paths(index, [BUNDLED_CORPUS, make_paper_pdf(tmp / "glimmer.pdf")])
+    assert report.ok
+    return index
+
+
+def test_a_body_only_fact_is_found_by_both_retrievers_in_a_mixed_corpus(mixed_index):
+    from rag.retrieve import _shape, dense_search, embed_queries, lexical_search
+    from test_pdf import BODY_QUESTION
+
+    shape = _shape(mixed_index)
+    assert shape.paper_vectors and shape.body_chunks  # the mixed-corpus path is under test
+    lexical = lexical_search(mixed_index, BODY_QUESTION, 5)
+    assert lexical[0].paper_id == "2401.04567"
+    assert "417 epochs" in lexical[0].passages[0][0].text
+    dense = dense_search(mixed_index, embed_queries(mixed_index, [BODY_QUESTION])[0], 5)
+    assert "2401.04567" in [hit.paper_id for hit in dense]
+    best = next(hit for hit in dense if hit.paper_id == "2401.04567")
+    assert any("417 epochs" in passage.text for passage, _ in best.passages)
+
+
+def test_sources_carry_the_matched_body_passage_with_its_page(mixed_index):
+    from test_pdf import BODY_QUESTION
+
+    sources = retrieve(mixed_index, BODY_QUESTION, 5)
+    assert sources[0].paper.id == "2401.04567"
+    passage = sources[0].passages[0]
+    assert "417 epochs" in passage.text
+    assert (passage.kind, passage.page, passage.location) == ("body", 3, "§ 3 Experiments, p. 3")
+    assert sources[0].similarity is not None  # the gates see the body chunk's cosine
+    others = [source for source in sources[1:] if source.paper.id != "2401.04567"]
+    assert all(source.passages == [] for source in others)  # abstracts have no body passages
+
+
+def test_abstract_questions_still_work_and_filters_apply_per_paper(mixed_index):
+    from test_pdf import BODY_QUESTION
+
+    from rag.settings import BUNDLED_CORPUS
+
+    by_author = RetrievalFilters(author="quarrington")
+    sources = retrieve(mixed_index, BODY_QUESTION, 5, filters=by_author)
+    assert [source.paper.id for source in sources] == ["2401.04567"]
+    assert sources[0].passages[0].page == 3
+    seed_only = RetrievalFilters(source=str(BUNDLED_CORPUS))
+    found = retrieve(mixed_index, BODY_QUESTION, 5, filters=seed_only)
+    assert found and "2401.04567" not in [source.paper.id for source in found]
+    lottery = retrieve(mixed_index, "lottery ticket hypothesis sparse subnetworks", 3)
+    assert lottery and lottery[0].paper.id != "2401.04567"
