@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 from rouge_score import rouge_scorer
 
-from rag.citations import MARKER
+from rag.answer.citations import MARKER
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
 ARTICLES = re.compile(r"\b(a|an|the)\b")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.citations import cited_numbers, marker_numbers, validate_citations
+from rag.answer.citations import cited_numbers, marker_numbers, validate_citations
 
 
 @pytest.mark.parametrize(
