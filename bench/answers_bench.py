@@ -46,6 +46,7 @@ from rag.answer.support import CachedEmbedder, support_sentences
 
 def read_suite(path: Path, limit: int | None) -> list[dict]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for row in rows if "turns" not in row]  # follow-up chains: scored by `rag eval`
     if limit:
         # keep the answerable/unanswerable mix when capping the number of questions
         answerable = [row for row in rows if row["gold"]]

@@ -131,3 +131,69 @@ def test_beir_directory_keeps_graded_judged_queries(tmp_path):
     suite = load_beir(tmp_path)
     assert [p.id for p in suite.corpus] == ["d1", "d2"]
     assert [(q.id, q.grades) for q in suite.questions] == [("q1", {"d1": 2, "d2": 1})]
+
+
+def _chain_line(**overrides) -> str:
+    record = {
+        "id": "c1", "type": "followup",
+        "turns": [
+            {"question": "How many word-images does IndicSTR12 contain?", "type": "numeric",
+             "gold": ["IndicSTR12: A Dataset for Indic Scene Text Recognition"],
+             "answer": "Over 27000 word-images."},
+            {"question": "Which baselines are benchmarked on it?",
+             "gold": ["IndicSTR12: A Dataset for Indic Scene Text Recognition"],
+             "answer": "PARSeq, CRNN and STARNet."},
+            {"question": "What hardware was it collected with?", "unanswerable": True,
+             "gold": ["IndicSTR12: A Dataset for Indic Scene Text Recognition"]},
+        ],
+    }  # fmt: skip
+    record.update(overrides)
+    return json.dumps(record) + "\n"
+
+
+def test_a_chain_becomes_its_turns_in_order(tmp_path):
+    path = tmp_path / "suite.jsonl"
+    single = {"id": "a", "question": "q?", "gold": ["Pointer Networks"], "type": "definition"}
+    path.write_text(json.dumps(single) + "\n" + _chain_line())
+    questions = load_gold_suite(path)
+    assert [q.id for q in questions] == ["a", "c1#1", "c1#2", "c1#3"]
+    assert [q.type for q in questions] == ["definition", "numeric", "followup", "followup"]
+    assert [(q.chain, q.turn) for q in questions] == [("", 0), ("c1", 1), ("c1", 2), ("c1", 3)]
+    assert [q.answerable for q in questions] == [True, True, True, False]
+    assert questions[3].gold and questions[3].expect_abstain
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"turns": [{"question": "q?", "gold": ["T"]}]}, "at least two 'turns'"),
+        ({"turns": [{"question": "q?", "gold": ["T"]}, {"question": "more?"}]},
+         "turn 2: a turn has 'gold' papers unless"),
+        ({"turns": [{"question": "", "gold": ["T"]}, {"question": "q?", "gold": ["T"]}]},
+         "turn 1: each turn is an object"),
+        ({"turns": [{"question": "q?", "gold": ["T"], "type": "followup"},
+                    {"question": "q?", "gold": ["T"]}]}, "turn 1: unknown type"),
+    ],
+)  # fmt: skip
+def test_bad_chains_name_the_line_and_turn(tmp_path, overrides, message):
+    path = tmp_path / "suite.jsonl"
+    path.write_text(_chain_line(**overrides))
+    with pytest.raises(SuiteError, match=re.escape(f"{path}:1") + ".*" + re.escape(message)):
+        load_gold_suite(path)
+
+
+def test_turns_outside_a_followup_chain_are_refused(tmp_path):
+    path = tmp_path / "suite.jsonl"
+    path.write_text(_chain_line(type="list"))
+    with pytest.raises(SuiteError, match="type 'followup'"):
+        load_gold_suite(path)
+
+
+def test_a_question_may_name_the_corpus_it_needs(tmp_path):
+    path = tmp_path / "suite.jsonl"
+    record = {"id": "a", "question": "q?", "gold": ["T"], "type": "factual", "corpus": "pdfs/"}
+    path.write_text(json.dumps(record) + "\n")
+    assert load_gold_suite(path)[0].corpus == "pdfs/"
+    path.write_text(json.dumps(record | {"corpus": ["pdfs/"]}) + "\n")
+    with pytest.raises(SuiteError, match="'corpus' must be a path"):
+        load_gold_suite(path)
