@@ -228,6 +228,16 @@ class Settings(BaseSettings):
         description="Added to a sentence's relevance when it names an item the question names "
         "('TokenUnify'): the sentence is about the asked item, not just near its topic.",
     )
+    answer_list_bonus: float = Field(
+        default=0.1,
+        description="Added to a sentence's relevance when the question asks which items "
+        "(datasets, tasks, ...) and the sentence enumerates ('such as', 'including', commas).",
+    )
+    answer_margin: float = Field(
+        default=0.25,
+        description="Evidence selection stops at a sentence this much less relevant than the "
+        "first one picked (relevance = cosine + aspect coverage + bonuses).",
+    )
     answer_redundancy: float = Field(
         default=0.5,
         description="MMR penalty: weight of a candidate's highest cosine to an already selected "

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rag.answer.citations import cited_numbers, marker_numbers, validate_citations
+from rag.answer.citations import cited_numbers, marker_items, marker_numbers, validate_citations
 
 
 @pytest.mark.parametrize(
@@ -53,3 +55,53 @@ def test_text_without_markers_is_unchanged():
     result = validate_citations("No citations here, [sic] nor [a].", 3)
     assert result.text == "No citations here, [sic] nor [a]."
     assert result.order == [] and result.invalid == 0
+
+
+def test_page_markers_parse_validate_and_renumber():
+    assert marker_items("2, p. 7") == [(2, 7)]
+    assert marker_items("1; 3, p. 12") == [(1, None), (3, 12)]
+    result = validate_citations("Body fact [3, p. 7]. Abstract fact [1].", 3, {3: {7}, 1: set()})
+    assert result.text == "Body fact [1, p. 7]. Abstract fact [2]." and result.order == [3, 1]
+    assert cited_numbers("Body fact [1, p. 7].") == [1]
+
+
+def test_a_page_the_source_has_no_passage_on_is_dropped_not_the_citation():
+    result = validate_citations("Claim [1, p. 99].", 1, {1: {7}})
+    assert result.text == "Claim [1]." and result.invalid == 0
+
+
+# --- properties: whatever a model writes, what is shown is valid and stable -----------
+MARKERS = st.builds(
+    lambda items, page: "[" + "; ".join(
+        f"{n}, p. {page}" if page and i == 0 else str(n) for i, n in enumerate(items)
+    ) + "]",
+    st.lists(st.integers(0, 12), min_size=1, max_size=4), st.one_of(st.none(), st.integers(1, 30)),
+)  # fmt: skip
+TEXTS = st.lists(st.one_of(st.sampled_from(["Claim", "It holds.", " and ", "[a]", "x"]), MARKERS),
+                 max_size=12).map(" ".join)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXTS, st.integers(0, 8))
+def test_validated_markers_are_in_range_and_numbered_by_first_use(text, n_sources):
+    result = validate_citations(text, n_sources)
+    shown = cited_numbers(result.text)
+    assert all(1 <= n <= n_sources for n in shown)
+    assert shown == list(range(1, len(shown) + 1))  # first use order is 1, 2, 3, ...
+    assert len(result.order) == len(shown) and len(set(result.order)) == len(result.order)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXTS, st.integers(0, 8))
+def test_validation_is_idempotent(text, n_sources):
+    once = validate_citations(text, n_sources)
+    twice = validate_citations(once.text, n_sources)
+    assert twice.text == once.text and twice.invalid == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_marker_parsing_never_fails_and_never_repeats(inner):
+    numbers = marker_numbers(inner)
+    assert len(numbers) == len(set(numbers))
+    assert all(number >= 0 for number in numbers)

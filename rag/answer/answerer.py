@@ -37,7 +37,7 @@ from rag.answer.evidence import (
 )
 from rag.answer.gates import judge_evidence, judge_retrieval, measure_evidence, retrieval_evidence
 from rag.answer.generate import BuiltPrompt, build_prompt
-from rag.answer.question import Question, analyse, followup_query
+from rag.answer.question import Question, analyse, followup_query, named_items, stems
 from rag.answer.support import CachedEmbedder, answer_sentences, strip_markers, support_sentences
 from rag.filters import RetrievalFilters
 from rag.index import PaperIndex
@@ -127,16 +127,17 @@ class _Timer:
         self._start = now
 
 
+DESCRIBED_SIDE_SHARE = 0.6  # of a described side's words its top hit must contain to be "it"
 TIMING_EXTRAS = {"total", "first_token"}  # measured inside other stages, not added to total
 
 
 def quote_sources(
     question: Question, units: Sequence[EvidenceUnit], sources: Sequence[Source], floor: float,
-    settings: Settings,
+    settings: Settings, about: dict[str, set[int]] | None = None,
 ) -> tuple[str, bool, Selection]:  # fmt: skip
     """The extractive answer: (text with [n] markers, abstained, the evidence used).
     Shared with the bench's calibration."""
-    selection = select_evidence(question, units, sources, settings, floor)
+    selection = select_evidence(question, units, sources, settings, floor, about)
     text, abstained = compose(question, selection)
     return text, abstained, selection
 
@@ -209,13 +210,9 @@ class Answerer:
         timer.lap("condense")
         yield Stage("retrieving")
         sources = retrieve(self.index, query, settings.top_k, filters)
+        about: dict[str, set[int]] = {}
         if analysis.kind == "comparison" and analysis.multi_entity and sources:
-            # each side is searched on its own, so both are found and cited
-            for entity in analysis.entities:
-                side = " ".join([entity, *analysis.aspect_words])
-                sources = merge_sources(
-                    sources, retrieve(self.index, side, settings.answer_entity_top_k, filters)
-                )
+            sources, about = self.retrieve_sides(analysis, sources, filters)
         timer.lap("retrieve")
         if not sources:
             message = EMPTY_INDEX_MESSAGE if self.index.paper_count() == 0 else SENTINEL
@@ -234,7 +231,9 @@ class Answerer:
         if earlier:
             units = [unit for unit in units if not any(said.endswith(_plain(unit.text)) for said in earlier)]
         if self.mode == "extractive":
-            text, abstained, selection = quote_sources(analysis, units, sources, floor, settings)
+            text, abstained, selection = quote_sources(
+                analysis, units, sources, floor, settings, about
+            )  # fmt: skip
             text, abstained, note = self._followup_check(analysis, history or [], selection, sources, text, abstained)
             timer.lap("generate")
             yield text
@@ -242,7 +241,28 @@ class Answerer:
             result.notes.extend([note] if note else [NO_CITABLE_SENTENCE] if abstained else [])
             yield result
             return
-        yield from self._generate(question, query, analysis, sources, units, floor, timer, embed)
+        yield from self._generate(
+            question, query, analysis, sources, units, floor, timer, embed, about
+        )  # fmt: skip
+
+    def retrieve_sides(
+        self, analysis: Question, sources: list[Source], filters: RetrievalFilters | None
+    ) -> tuple[list[Source], dict[str, set[int]]]:
+        """Search each side of a comparison on its own and merge (stable numbering), so
+        both sides are found and cited. A *described* side ("the gradual-pruning study")
+        is about its own top hit when that paper contains most of the description's words."""
+        about: dict[str, set[int]] = {}
+        for entity in analysis.entities:
+            side = " ".join([entity, *analysis.aspect_words])
+            hits = retrieve(self.index, side, self.settings.answer_entity_top_k, filters)
+            sources = merge_sources(sources, hits)
+            words = set(stems(entity))
+            if hits and " " in entity and words:
+                top = source_text(hits[0], self.settings.evidence_max_passages)
+                if len(words & set(stems(top))) >= DESCRIBED_SIDE_SHARE * len(words):
+                    ids = [source.paper.id for source in sources]
+                    about[entity] = {ids.index(hits[0].paper.id) + 1}
+        return sources, about
 
     def _judge(
         self, analysis: Question, query: str, sources: list[Source], embed: CachedEmbedder
@@ -286,7 +306,13 @@ class Answerer:
             return analysis, question, set()
         previous_question, previous_answer, titles = _turn(history[-1])
         previous = analyse(previous_question)
-        carried = list(previous.entities) or [short_title(title) for title in titles[:1]]
+        carried = (
+            list(previous.entities) or [short_title(title) for title in titles[:1]]
+            or [  # a bare (question, answer) turn: the answer's distinctive names
+                item for item in named_items(strip_markers(previous_answer))
+                if not item.replace(" ", "").istitle()
+            ][:2]
+        )
         query = followup_query(analysis, carried, previous)
         if self.mode != "extractive":
             query = self.condense(question, history) or query
@@ -337,10 +363,11 @@ class Answerer:
     def _generate(
         self, question: str, query: str, analysis: Question, sources: list[Source],
         units: list[EvidenceUnit], floor: float, timer: _Timer, embed: CachedEmbedder,
+        about: dict[str, set[int]],
     ) -> Iterator[Stage | str | AnswerResult]:  # fmt: skip
         """Extract, then generate: the prompt carries the selected evidence sentences."""
         settings = self.settings
-        text, abstained, selection = quote_sources(analysis, units, sources, floor, settings)
+        text, abstained, selection = quote_sources(analysis, units, sources, floor, settings, about)
         evidence = prompt_evidence(analysis, units, selection, settings, self.mode == "local")
         shown = [number for number in range(1, len(sources) + 1) if number in evidence]
         built = build_prompt(

@@ -36,6 +36,7 @@ from rag.settings import Settings
 MIN_SENTENCE_CHARS = 25
 MIN_EVIDENCE_WORDS = 6  # shorter "sentences" are headings, captions or link lines
 NOT_PROSE = re.compile(r"https?://|www\.|\bgithub\.com\b|^\W*(?:code|data|project page)\b.*(?:available|at)\b", re.I)
+ENUMERATING = re.compile(r"(?:[^,]+,){2,}|\b(?:such as|including|namely|e\.g\.|i\.e\.)|:\s", re.I)
 DEFINING = re.compile(r"\b(?:we (?:present|introduce|propose|release|build|construct)|is an?|are|consists? of|comprises?)\b", re.I)
 NUMBER = re.compile(r"\d")
 QUANTITY = re.compile(r"\d[\d.,]*\s*(?:%|x\b|×|times|[kKMBT]\b|million|billion|thousand|"
@@ -151,6 +152,8 @@ def relevance(unit: EvidenceUnit, question: Question, settings: Settings) -> flo
     bonus = 0.0
     if question.wants_numbers and NUMBER.search(unit.text):
         bonus = settings.answer_number_bonus * (2 if QUANTITY.search(unit.text) else 1)
+    if question.wants_enumeration and ENUMERATING.search(unit.text):
+        bonus += settings.answer_list_bonus
     if question.entities and any(mentions(unit.text, entity) for entity in question.entities):
         bonus += settings.answer_entity_bonus
     return unit.score + settings.answer_aspect_weight * coverage + bonus
@@ -197,7 +200,7 @@ def mmr(
         length = len(best.text.split())
         if picked and words + length > max_words:
             continue
-        if picked and base[id(best)] < base[id(picked[0])] - settings.extractive_margin:
+        if picked and base[id(best)] < base[id(picked[0])] - settings.answer_margin:
             break
         picked.append(best)
         covered |= covered_aspects(question, best.text)
@@ -218,12 +221,16 @@ class Selection:
 
 def select_evidence(
     question: Question, units: Sequence[EvidenceUnit], sources: Sequence[Source],
-    settings: Settings, floor: float,
+    settings: Settings, floor: float, about: dict[str, set[int]] | None = None,
 ) -> Selection:  # fmt: skip
-    """Pick the evidence for `question` (empty when nothing reaches the sentence floor)."""
+    """Pick the evidence for `question` (empty when nothing reaches the sentence floor).
+
+    `about[item]` are source numbers retrieval found for a comparison's item on its own
+    (a described side, "the gradual-pruning study", is named by no paper verbatim).
+    """
     max_passages = settings.evidence_max_passages
     if question.kind == "comparison" and question.multi_entity:
-        return _select_comparison(question, units, sources, settings, max_passages)
+        return _select_comparison(question, units, sources, settings, max_passages, about or {})
     citable = citable_sources(sources, settings.cite_min_score_share)
     about = {
         number for number, source in enumerate(sources, start=1)
@@ -267,10 +274,11 @@ def _select_list(
 
 def _select_comparison(
     question: Question, units: Sequence[EvidenceUnit], sources: Sequence[Source],
-    settings: Settings, max_passages: int,
+    settings: Settings, max_passages: int, about_side: dict[str, set[int]],
 ) -> Selection:  # fmt: skip
-    """For each named item, the best sentences of the papers that mention it (a sentence
-    naming the item first); items no paper mentions are reported as missing."""
+    """For each named item, the best sentences of the paper about it (its title names it),
+    else of the papers that mention it or that its own retrieval found; items no paper
+    covers are reported as missing."""
     budget = max(settings.answer_max_words // len(question.entities), 20)
     groups: list[tuple[str, list[EvidenceUnit]]] = []
     missing: list[str] = []
@@ -279,7 +287,7 @@ def _select_comparison(
         about = {
             number for number, source in enumerate(sources, start=1)
             if mentions(source_text(source, max_passages), entity)
-        }  # fmt: skip
+        } | about_side.get(entity, set())  # fmt: skip
         pool = [unit for unit in units if unit.source_number in about and unit.text not in used]
         if not pool:
             missing.append(entity)

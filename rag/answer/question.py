@@ -57,18 +57,34 @@ SIDES = (
     re.compile(r"\bbetween\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)(?=[?.,;]|\s+(?:in|on|for|when|with|regarding)\b|$)", re.I),
     re.compile(r"\bcompare\s+(?P<a>.+?)\s+(?:and|with|to|vs\.?|versus)\s+(?P<b>.+?)(?=[?.,;]|\s+(?:in|on|for|when|regarding)\b|$)", re.I),
     re.compile(r"(?:^|\b(?:do|does|is|are|how)\s+)(?P<a>[^,?]+?)\s+(?:vs\.?|versus)\s+(?P<b>.+?)(?=[?.,;]|\s+(?:in|on|for|when)\b|$)", re.I),
-    re.compile(r"\b(?:do|does|did|are|is)\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+(?:differ|compare|relate|contrast)", re.I),
+    re.compile(r"\b(?:do|does|did|are|is)\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+(?:differ|compare|relate|contrast)(?:s|d|ed|ently)?\b", re.I),
+    # "How do ColBERTer and LeanVec each cut ...", "What do the NAS study and sharpDARTS report ..."
+    re.compile(r"\b(?:do|does|did|are|were)\s+(?P<a>[^?,;]{2,70}?)\s+and\s+(?P<b>[^?,;]{2,80}?)\s+(?:each\s+|both\s+|respectively\s+)?"
+               r"(?:report|conclude|make|relate|cut|speed|search|compare|differ|use|achieve|handle|improve|reduce|"
+               r"work|say|find|show|propose|train|learn|evaluate|address|tackle|define|measure|select|choose|"
+               r"combine|represent|model|scale|perform|get|obtain|deal|approach|treat|explain|describe|build|"
+               r"construct|design|compute|estimate|encode|detect|generate|predict|handle|avoid|solve)(?:s|es|ed|d|ing)?\b", re.I),
 )  # fmt: skip
+MULTI_CUE = re.compile(r"\b(?:each|both|respectively|differently)\b", re.I)
 LIST_CUE = re.compile(
-    r"^\s*(?:(?:which|what)\s+(?:\w+\s+){0,2}(?:papers|works|studies|methods|datasets|models|"
-    r"approaches|benchmarks|articles|systems)\b|list\b|name\s+(?:some|the|papers)|are\s+there\s+"
-    r"(?:any\s+)?papers|(?:find|show)\s+(?:me\s+)?papers)",
+    r"^\s*(?:(?:which|what)\s+(?:\w+\s+){0,2}(?:papers|works|studies|articles)\b|"
+    r"(?:which|what)\s+(?:\w+\s+){0,2}(?:methods|models|approaches|systems)\s+(?:propose|introduce|"
+    r"use|train|learn|address|tackle|study|improve|make|reduce)|list\s+(?:the\s+)?papers|"
+    r"name\s+(?:some|the)\s+papers|are\s+there\s+(?:any\s+)?papers|(?:find|show)\s+(?:me\s+)?papers)",
     re.I,
 )
+"""A list of *papers* ("Which papers propose ..."): one best sentence per relevant paper."""
+ENUMERATION_CUE = re.compile(
+    r"^\s*(?:(?:on|in|with|for|from|into|by)\s+)?(?:which|what)\s+(?:\w+[\s-]+){0,3}(?:datasets|benchmarks|"
+    r"tasks|techniques|methods|languages|metrics|criteria|categories|components|modalities|models|"
+    r"domains|baselines|stages|steps|types|kinds|features|settings|problems|applications)\b|\blist\b",
+    re.I,
+)
+"""A list *inside* a paper ("On which datasets was X evaluated?"): prefer enumerating sentences."""
 QUANTITY_CUE = re.compile(
     r"\b(?:how\s+(?:many|much|large|big|fast|long|small|far|often|deep|wide|accurate)|"
-    r"by\s+how\s+much|what\s+(?:percentage|fraction|share|proportion|number|size|speed-?up|"
-    r"accuracy|score|error|rate)|how\s+\w+\s+(?:is|are|was|were)\s+the\s+(?:gain|speed-?up)|"
+    r"by\s+how\s+much|what\s+(?:[\w-]+\s+){0,3}(?:percentage|fraction|share|proportion|number|size|"
+    r"speed-?up|accuracy|score|error|rate|area|power|latency|throughput|memory|cost|f1|bleu|perplexity)|how\s+\w+\s+(?:is|are|was|were)\s+the\s+(?:gain|speed-?up)|"
     r"speed-?up|percent|number\s+of|parameters)\b",
     re.I,
 )
@@ -94,6 +110,7 @@ class Question:
     entities: tuple[str, ...] = ()
     aspects: tuple[str, ...] = ()  # stemmed content words, entity words excluded
     wants_numbers: bool = False
+    wants_enumeration: bool = False  # "which datasets/tasks ...": prefer sentences listing items
     followup: bool = False
     aspect_words: tuple[str, ...] = field(default=(), compare=False)  # the same, unstemmed
 
@@ -114,6 +131,12 @@ def _clean_side(side: str) -> str:
     return side.strip()
 
 
+def _trim_side(side: str) -> str:
+    """A side that opens with a named item is that item ("CoreInfer speed up" → "CoreInfer")."""
+    named = [item for item in named_items(side) if side.startswith(item)]
+    return named[0] if named else side
+
+
 def named_items(text: str) -> list[str]:
     """Capitalised/CamelCase/acronym/hyphen-number tokens, first word kept only when it is
     not a question word; adjacent capitalised words join ("Pointer Networks")."""
@@ -121,7 +144,7 @@ def named_items(text: str) -> list[str]:
     previous_end = -2
     for match in NAMED.finditer(text):
         token = match.group(0)
-        if token.lower() in QUESTION_WORDS or len(token) < 2:
+        if token.lower() in QUESTION_WORDS or len(token) < 2 or token.islower():
             previous_end = -2
             continue
         if token[0].isupper() and token[1:].islower() and match.start() == 0:
@@ -141,8 +164,8 @@ def comparison_sides(text: str) -> list[str]:
     for pattern in SIDES:
         match = pattern.search(text)
         if match:
-            sides = [_clean_side(match.group("a")), _clean_side(match.group("b"))]
-            if all(sides) and all(len(side.split()) <= 6 for side in sides):
+            sides = [_trim_side(_clean_side(match.group(name))) for name in ("a", "b")]
+            if all(sides) and all(len(side.split()) <= 8 for side in sides):
                 return sides
     return []
 
@@ -152,16 +175,14 @@ def analyse(text: str) -> Question:
     text = " ".join(text.split())
     sides = comparison_sides(text)
     named = named_items(text)
-    compare = bool(COMPARE_CUE.search(text)) or bool(sides)
-    entities: list[str] = []
-    if sides:
-        entities = sides
-        entities += [item for item in named if not any(item.lower() in s.lower() for s in sides)
-                     and re.search(rf"\b(?:and|,)\s+{re.escape(item)}\b", text)]  # fmt: skip
-    elif compare and len(named) >= 2:
-        entities = named
-    else:
-        entities = named
+    compare = bool(COMPARE_CUE.search(text)) or bool(sides) or bool(MULTI_CUE.search(text))
+    quantity = bool(QUANTITY_CUE.search(text))
+    entities = named
+    if sides and not quantity:
+        entities = sides + [
+            item for item in named if not any(item.lower() in side.lower() for side in sides)
+            and re.search(rf"\b(?:and|,)\s+{re.escape(item)}\b", text)
+        ]  # fmt: skip
     entity_stems = {stem for entity in entities for stem in stems(entity)}
     aspect_words = [
         word for word in re.findall(r"[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)?", text)
@@ -169,12 +190,12 @@ def analyse(text: str) -> Question:
         and stems(word) and not set(stems(word)) <= entity_stems
     ]  # fmt: skip
     aspects = tuple(dict.fromkeys(stem for word in aspect_words for stem in stems(word)))
-    if compare and len(entities) >= 2:
+    if quantity:  # "how much faster than X?" wants the number, not two sides
+        kind = "quantity"
+    elif compare and len(entities) >= 2:
         kind = "comparison"
     elif LIST_CUE.search(text):
         kind = "list"
-    elif QUANTITY_CUE.search(text):
-        kind = "quantity"
     elif DEFINITION.match(text) and len(aspects) + len(entities) <= 4:
         kind = "definition"
     elif YESNO.match(text):
@@ -188,6 +209,7 @@ def analyse(text: str) -> Question:
     return Question(
         text=text, kind=kind, entities=tuple(entities), aspects=aspects,
         wants_numbers=kind == "quantity", followup=followup,
+        wants_enumeration=kind != "list" and bool(ENUMERATION_CUE.search(text)),
         aspect_words=tuple(dict.fromkeys(word.lower() for word in aspect_words)),
     )  # fmt: skip
 
