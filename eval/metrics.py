@@ -17,7 +17,7 @@ import numpy as np
 from rouge_score import rouge_scorer
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from rag.citations import MARKER
+from rag.answer.citations import MARKER
 from rag.lexical import STEMMER, tokenize
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")

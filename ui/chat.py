@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from rag.answer import Answerer, AnswerResult
+from rag.answer import Answerer, AnswerResult, Stage
 from rag.endpoints import EndpointRefused
 from rag.index import PaperIndex
 from rag.llm import LLMError
@@ -123,7 +123,7 @@ class ChatTab:
             messages[-1]["content"] = EMPTY_CORPUS
             yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
             return
-        history = [(turn.question, turn.answer) for turn in turns]
+        history = list(turns)  # full results: a follow-up carries their cited papers over
         streamed = ""
         try:
             settings = options.settings(self.settings)
@@ -137,6 +137,8 @@ class ChatTab:
                         messages, chat_sources_html(turns), turns, prompt, plain_text(item),
                         status_line(item),
                     )  # fmt: skip
+                elif isinstance(item, Stage):
+                    yield messages, gr.skip(), turns, gr.skip(), gr.skip(), f"{item.name}…"
                 else:
                     streamed += item
                     messages[-1]["content"] = escape_text(streamed)
