@@ -24,7 +24,7 @@ from rag.context import build_prompt
 from rag.filters import RetrievalFilters
 from rag.extractive import ScoredSentence, citable_sources, extractive_answer, score_sentences
 from rag.index import PaperIndex
-from rag.llm import ChatModel, connect_chat_model, resolve_mode
+from rag.llm import ChatModel, PartialAnswer, connect_chat_model, resolve_mode
 from rag.prompts import SENTINEL, load_prompt
 from rag.retrieve import Source, retrieve
 from rag.settings import Settings
@@ -80,6 +80,7 @@ class AnswerResult(BaseModel):
     notes: list[str] = Field(default_factory=list)
     sentences: list[SentenceRecord] = Field(default_factory=list)  # empty when abstained
     query: str = ""  # what was searched: the question, or its standalone form in a chat
+    complete: bool = True  # False: the LLM's stream stopped early; `answer` is what arrived
     prompt: list[dict[str, str]] | None = Field(default=None, exclude=True)
 
 
@@ -193,9 +194,18 @@ class Answerer:
         timer.lap("build_prompt")
         model = self.chat_model
         parts: list[str] = []
-        for delta in model.stream(built.messages):
-            parts.append(delta)
-            yield delta
+        try:
+            for delta in model.stream(built.messages):
+                parts.append(delta)
+                yield delta
+        except PartialAnswer as cut:  # shown as it came, marked incomplete, never passed off
+            timer.lap("generate")
+            result = self._result(question, query, "".join(parts).strip(), built.sources, False,
+                                  model.label, timer, embed, built)  # fmt: skip
+            result.complete = False
+            result.notes.append(str(cut))
+            yield result
+            return
         timer.lap("generate")
         raw = "".join(parts).strip()
         if SENTINEL.lower().rstrip(".") in raw.lower():

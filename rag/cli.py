@@ -236,7 +236,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     result = answerer.ask(args.question, None, filters)
     if args.json:
         print(result.model_dump_json())
-        return EXIT_OK
+        return _partial_exit(result)
     print(result.answer)
     if result.citations:
         print()
@@ -251,7 +251,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"note: {unsupported} sentence(s) not supported by the abstract they cite "
               "(see --json: sentences)", file=sys.stderr)  # fmt: skip
     print(f"(answered by {result.llm} in {result.timings_ms.get('total', 0):.0f} ms)", file=sys.stderr)
-    return EXIT_OK
+    return _partial_exit(result)
+
+
+def _partial_exit(result) -> int:
+    """An answer the LLM broke off is not a success: say so (notes name the cause) and fail."""
+    if result.complete:
+        return EXIT_OK
+    print("error: partial answer: the LLM stopped before finishing; the text above is "
+          "incomplete", file=sys.stderr)  # fmt: skip
+    return EXIT_ERROR
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

@@ -144,9 +144,16 @@ class Settings(BaseSettings):
     )
     max_answer_tokens: int = Field(default=400, description="Upper bound on generated tokens.")
     temperature: float = Field(default=0.0, description="Sampling temperature for the LLM.")
-    llm_timeout_s: float = Field(default=120.0, description="Per-request LLM timeout (seconds).")
+    llm_timeout_s: float = Field(
+        default=60.0,
+        description="Longest the LLM client waits for any one read (seconds): a stream silent "
+        "this long is broken off and reported. Capped by the two deadlines below.",
+    )
     llm_max_retries: int = Field(
-        default=3, description="Retries (exponential backoff) on 429/5xx and connection errors."
+        default=3,
+        description="Retries (exponential backoff with jitter, honouring Retry-After) on "
+        "429/5xx and connection errors, only before the first token and only within "
+        "llm_first_token_s.",
     )
     extractive_sentences: int = Field(
         default=3, description="Sentences quoted by the extractive answerer."
@@ -330,6 +337,18 @@ class Settings(BaseSettings):
     )
     llm_custom_key: SecretStr | None = Field(
         default=None, description="The user's own API key for llm_custom_url."
+    )
+
+    # --- security: bounded LLM work per answer (issue 12; security helper) ----------------
+    llm_first_token_s: float = Field(
+        default=60.0,
+        description="Deadline for an LLM call's first token, retries included: a hung or "
+        "overloaded endpoint is reported after this long instead of holding a slot.",
+    )
+    llm_answer_deadline_s: float = Field(
+        default=180.0,
+        description="Deadline for a whole LLM call; an answer still streaming then is cut "
+        "and shown marked incomplete.",
     )
 
     @classmethod

@@ -148,3 +148,17 @@ def test_bad_input_from_a_real_process_has_no_traceback(tmp_path):
         f"error: {tmp_path / 'nope.csv'}: no such file or directory",
         f"error: {blob}: binary file, not a supported format (PDF, JSONL, CSV, text)",
     ]
+
+
+def test_ask_reports_a_partial_answer_and_fails(capsys, index_dir, monkeypatch):
+    from openai_stub import StubLLM
+
+    reply = "Pointer networks output positions in the input sequence [1]."
+    with StubLLM(lambda messages: reply, faults=["chunked-cut"]) as stub:
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
+        monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
+        code, out, err = run(capsys, "ask", "Which architecture outputs positions in its input?",
+                             "--llm", "openai", "--json", "--index", index_dir)  # fmt: skip
+    result = json.loads(out)
+    assert code == 1 and result["complete"] is False and result["answer"]
+    assert "error: partial answer" in err

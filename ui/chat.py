@@ -22,6 +22,7 @@ from rag.render import answer_html, chat_sources_html, escape_text, plain_text
 from rag.settings import Settings
 from ui.assets import COPY_JS
 from ui.options import OptionsTab, session_options
+from ui.progress import with_banner
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def status_line(result: AnswerResult) -> str:
     rewritten = f" · searched for “{searched}”" if searched and searched != result.question else ""
     return (
         f"answered by `{result.llm}` in {total:.1f} s · {cited} cited of "
-        f"{len(result.sources)} retrieved{' · abstained' if result.abstained else ''}{rewritten}"
+        f"{len(result.sources)} retrieved{' · abstained' if result.abstained else ''}"
+        f"{'' if result.complete else ' · **incomplete**'}{rewritten}"
     )
 
 
@@ -123,7 +125,7 @@ class ChatTab:
             for item in answerer.stream(message, history, options.filters()):
                 if isinstance(item, AnswerResult):
                     turns = [*turns, item]
-                    messages[-1]["content"] = answer_html(item, len(turns) - 1)
+                    messages[-1]["content"] = with_banner(item, answer_html(item, len(turns) - 1))
                     prompt = item.prompt if options.show_prompt else None
                     yield (
                         messages, chat_sources_html(turns), turns, prompt, plain_text(item),
