@@ -216,6 +216,7 @@ def _read_questions(path: Path) -> list[dict]:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.answer import Answerer
+    from rag.questions import question_problem
 
     settings = _settings(args)
     filters = _filters(args)
@@ -224,6 +225,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if not args.out:
             raise UserError("--questions needs --out ANSWERS.jsonl")
         rows = _read_questions(args.questions)
+        for row in rows:
+            if question_problem(row["question"], settings):
+                raise UserError(f"{args.questions}: question {row['id']}: "
+                                f"{question_problem(row['question'], settings)}")  # fmt: skip
         with open(args.out, "w", encoding="utf-8") as out:
             for row in rows:
                 result = answerer.ask(row["question"], None, filters)
@@ -233,6 +238,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.question:
         raise UserError("give a QUESTION or --questions FILE.jsonl")
+    too_long = question_problem(args.question, settings)
+    if too_long:
+        raise UserError(too_long)
     result = answerer.ask(args.question, None, filters)
     if args.json:
         print(result.model_dump_json())

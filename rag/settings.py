@@ -253,6 +253,12 @@ class Settings(BaseSettings):
     local_startup_timeout_s: float = Field(
         default=90.0, description="How long to wait for the llama.cpp server to come up."
     )
+    local_busy_wait_s: float = Field(
+        default=60.0,
+        description="How long a recorded llama.cpp server that takes connections but does not "
+        "answer its health check (busy generating) is waited for before it is judged stale, "
+        "ended, and replaced.",
+    )
     state_dir: Path = Field(
         default_factory=lambda: _data_home() / "rag" / "run",
         description="Where the running local LLM server is recorded so later runs reuse it.",
@@ -292,8 +298,9 @@ class Settings(BaseSettings):
     )
     ui_concurrency: int = Field(
         default=2,
-        description="Answers the chat UI computes at once (Gradio queue); further requests wait. "
-        "Ingest, delete and eval runs are always one at a time.",
+        description="Extractive answers the chat UI computes at once; further ones wait (with a "
+        "status line). LLM answers have their own slots (llm_concurrency), so a slow endpoint "
+        "never holds these. Ingest, delete and eval runs are always one at a time.",
     )
     ui_queue_size: int = Field(
         default=32, description="Requests that may wait in the UI queue before new ones are refused."
@@ -349,6 +356,22 @@ class Settings(BaseSettings):
         default=180.0,
         description="Deadline for a whole LLM call; an answer still streaming then is cut "
         "and shown marked incomplete.",
+    )
+
+    # --- security: shared capacity and request limits (issue 12; security helper) ---------
+    llm_concurrency: int = Field(
+        default=2,
+        description="LLM answers the chat UI runs at once across all users; more wait for a "
+        "slot with a status line (extractive answers never wait for these).",
+    )
+    llm_session_concurrency: int = Field(
+        default=1,
+        description="LLM answers one user (login) or browser session may run at once.",
+    )
+    max_question_chars: int = Field(
+        default=2000,
+        description="Longest question accepted (characters); longer ones are refused with a "
+        "message, before any retrieval or LLM work, in the CLI and the UI.",
     )
 
     @classmethod
