@@ -368,6 +368,17 @@ class Settings(BaseSettings):
         default=1,
         description="LLM answers one user (login) or browser session may run at once.",
     )
+    ui_malloc_arenas: int = Field(
+        default=2,
+        description="glibc malloc arenas the chat server may use (0 = glibc's default of 8 per "
+        "core). Few arenas plus a trim after each answer keep RSS flat under load; see "
+        "docs/RELIABILITY.md.",
+    )
+    ui_max_sessions: int = Field(
+        default=1000,
+        description="Browser sessions whose state (chat turns) the chat server keeps; the "
+        "least recently used beyond this are dropped, so memory does not grow with visitors.",
+    )
     max_question_chars: int = Field(
         default=2000,
         description="Longest question accepted (characters); longer ones are refused with a "

@@ -22,6 +22,7 @@ from ui.auth import Users
 from ui.chat import ChatTab
 from ui.corpus import CorpusTab
 from ui.evaluation import EvalTab
+from ui.memory import limit_arenas
 from ui.options import OptionsTab
 
 
@@ -62,6 +63,7 @@ def launch(
     block: bool = True, index: PaperIndex | None = None,
 ) -> gr.Blocks:  # fmt: skip
     """Serve the app; with block=False return at once (tests drive it from a browser)."""
+    limit_arenas(settings.ui_malloc_arenas)  # before the worker threads allocate
     index = index or PaperIndex(settings)
     if ingest_bundled:
         ensure_corpus(index)
@@ -75,5 +77,6 @@ def launch(
         server_name=settings.host, server_port=settings.port, auth=users or None,
         max_file_size=f"{settings.ui_max_upload_mb}mb", allowed_paths=[str(eval_runs)],
         css=CSS, head=HEAD, show_error=True, prevent_thread_lock=not block, quiet=not block,
+        state_session_capacity=settings.ui_max_sessions,
     )  # fmt: skip
     return app

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.settings import Settings
+from ui.memory import trim
 
 TICK_S = 1.0
 
@@ -120,6 +121,7 @@ def _in_worker(
             if iterator is not None and hasattr(iterator, "close"):
                 iterator.close()  # closes the LLM stream: the endpoint sees the hang-up
             release()
+            trim()  # what the answer freed goes back to the OS, not into an arena
             items.put(done)
 
     threading.Thread(target=work, name="answer", daemon=True).start()
