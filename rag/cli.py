@@ -279,6 +279,7 @@ def _read_questions(path: Path) -> list[dict]:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.answer import Answerer
+    from rag.questions import question_problem
 
     settings = _settings(args)
     filters = _filters(args)
@@ -287,6 +288,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if not args.out:
             raise UserError("--questions needs --out ANSWERS.jsonl")
         rows = _read_questions(args.questions)
+        for row in rows:
+            if question_problem(row["question"], settings):
+                raise UserError(f"{args.questions}: question {row['id']}: "
+                                f"{question_problem(row['question'], settings)}")  # fmt: skip
         with open(args.out, "w", encoding="utf-8") as out:
             for row in rows:
                 result = answerer.ask(row["question"], None, filters)
@@ -296,6 +301,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.question:
         raise UserError("give a QUESTION or --questions FILE.jsonl")
+    too_long = question_problem(args.question, settings)
+    if too_long:
+        raise UserError(too_long)
     result = answerer.ask(args.question, None, filters)
     if args.format:
         from rag.export import export_text
@@ -304,7 +312,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.json:
         print(result.model_dump_json())
-        return EXIT_OK
+        return _partial_exit(result)
     say(result.answer)
     if result.citations:
         print()
@@ -319,7 +327,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"note: {unsupported} sentence(s) not supported by the abstract they cite "
               "(see --json: sentences)", file=sys.stderr)  # fmt: skip
     print(f"(answered by {result.llm} in {result.timings_ms.get('total', 0):.0f} ms)", file=sys.stderr)
-    return EXIT_OK
+    return _partial_exit(result)
+
+
+def _partial_exit(result) -> int:
+    """An answer the LLM broke off is not a success: say so (notes name the cause) and fail."""
+    if result.complete:
+        return EXIT_OK
+    print("error: partial answer: the LLM stopped before finishing; the text above is "
+          "incomplete", file=sys.stderr)  # fmt: skip
+    return EXIT_ERROR
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

@@ -2,6 +2,10 @@
 
 The server is started once and recorded in a state file, so later `rag ask
 --llm local` runs and the UI reuse it instead of paying the model load again.
+A recorded server that is busy generating (its health check slow, its port
+still taking connections) is waited for, not replaced; a stale one (another
+model, or alive but not serving) is ended before a new one starts, so there
+is never a second server for the same state directory.
 It runs with one thread: two threads are erratic on the 2-core machines this
 product targets.
 """
@@ -68,10 +72,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _healthy(base_url: str) -> bool:
+def _healthy(base_url: str, timeout_s: float = 2.0) -> bool:
     try:
-        return httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200
+        return httpx.get(f"{base_url}/models", timeout=timeout_s).status_code == 200
     except httpx.HTTPError:
+        return False
+
+
+def _accepts_connections(base_url: str) -> bool:
+    """The server's port takes a TCP connection (a busy server still does)."""
+    url = httpx.URL(base_url)
+    try:
+        with socket.create_connection((url.host, url.port), timeout=2.0):
+            return True
+    except OSError:
         return False
 
 
@@ -83,33 +97,103 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _is_our_server(pid: int, base_url: str) -> bool:
+    """The pid still runs the server we recorded (not a process that reused its number):
+    its command line names the recorded port."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return _alive(pid)  # no /proc: trust the pid
+    port = str(httpx.URL(base_url).port).encode()
+    return b"--port" in args and port in args
+
+
 def _state_file(settings: Settings) -> Path:
     return settings.state_dir / "llama-server.json"
 
 
-def _read_state(settings: Settings, model_path: Path) -> LocalServer | None:
+def _read_state(settings: Settings) -> dict | None:
     try:
         state = json.loads(_state_file(settings).read_text())
-    except (OSError, ValueError):
+        int(state["pid"]), str(state["base_url"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    if state.get("model_path") != str(model_path) or not _alive(int(state.get("pid", 0))):
-        return None
-    server = LocalServer(base_url=state["base_url"], model=state["model"], pid=int(state["pid"]))
-    return server if _healthy(server.base_url) else None
+    return state
+
+
+def judge_recorded(state: dict | None, model_path: Path, alive: bool, answers: bool,
+                   accepts: bool) -> str:  # fmt: skip
+    """What to do with the recorded server: 'reuse', 'wait' (busy: its port takes
+    connections but the health check is slow, as while it generates), 'end' (stale:
+    another model, or alive but not serving) or 'start' (none is running)."""
+    if state is None or not alive:
+        return "start"
+    if state.get("model_path") != str(model_path):
+        return "end"
+    if answers:
+        return "reuse"
+    return "wait" if accepts else "end"
 
 
 def ensure_local_server(settings: Settings) -> LocalServer:
-    """Reuse the recorded server if it answers, else start one and record it."""
+    """Reuse the recorded server if it is ours and serving (waiting for it while it is
+    busy), end it if it is stale, else start one and record it. Never two at once."""
     model_path = settings.local_model_path or bundled_model_path()
     if not model_path.is_file():
         raise LocalLLMError(f"local model file not found: {model_path}")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     with open(settings.state_dir / "llama-server.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two processes must not start two servers
-        existing = _read_state(settings, model_path)
-        if existing:
-            return existing
+        state = _read_state(settings)
+        alive = state is not None and _is_our_server(int(state["pid"]), state["base_url"])
+        base_url = state["base_url"] if state else ""
+        action = judge_recorded(
+            state, model_path, alive, alive and _healthy(base_url),
+            alive and _accepts_connections(base_url),
+        )  # fmt: skip
+        if action == "wait":
+            deadline = time.monotonic() + settings.local_busy_wait_s
+            while action == "wait" and time.monotonic() < deadline:
+                time.sleep(0.5)
+                alive = _alive(int(state["pid"]))
+                action = judge_recorded(
+                    state, model_path, alive, alive and _healthy(base_url, timeout_s=5.0),
+                    alive and _accepts_connections(base_url),
+                )  # fmt: skip
+            action = "end" if action == "wait" else action
+        if action == "reuse":
+            assert state is not None
+            return LocalServer(base_url=base_url, model=state["model"], pid=int(state["pid"]))
+        if action == "end":
+            assert state is not None
+            _end(int(state["pid"]))
+            _state_file(settings).unlink(missing_ok=True)
         return _start(settings, model_path)
+
+
+def _end(pid: int, grace_s: float = 10.0) -> None:
+    """SIGTERM the process, then SIGKILL it if it has not gone within `grace_s`."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _alive(pid) or _reap(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> bool:
+    """Collect the exit of a child of this process (a zombie still answers kill(pid, 0))."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return False
 
 
 def _start(settings: Settings, model_path: Path) -> LocalServer:
@@ -159,7 +243,7 @@ def stop_local_server(settings: Settings) -> bool:
         return False
     _state_file(settings).unlink(missing_ok=True)
     pid = int(state.get("pid", 0))
-    if pid and _alive(pid):
-        os.kill(pid, signal.SIGTERM)
+    if pid and _alive(pid) and _is_our_server(pid, str(state.get("base_url", ""))):
+        _end(pid)
         return True
     return False

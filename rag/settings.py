@@ -191,9 +191,16 @@ class Settings(BaseSettings):
     )
     max_answer_tokens: int = Field(default=400, description="Upper bound on generated tokens.")
     temperature: float = Field(default=0.0, description="Sampling temperature for the LLM.")
-    llm_timeout_s: float = Field(default=120.0, description="Per-request LLM timeout (seconds).")
+    llm_timeout_s: float = Field(
+        default=60.0,
+        description="Longest the LLM client waits for any one read (seconds): a stream silent "
+        "this long is broken off and reported. Capped by the two deadlines below.",
+    )
     llm_max_retries: int = Field(
-        default=3, description="Retries (exponential backoff) on 429/5xx and connection errors."
+        default=3,
+        description="Retries (exponential backoff with jitter, honouring Retry-After) on "
+        "429/5xx and connection errors, only before the first token and only within "
+        "llm_first_token_s.",
     )
     extractive_sentences: int = Field(
         default=4, description="Most sentences the extractive answerer quotes (answer_max_words "
@@ -356,6 +363,12 @@ class Settings(BaseSettings):
     local_startup_timeout_s: float = Field(
         default=90.0, description="How long to wait for the llama.cpp server to come up."
     )
+    local_busy_wait_s: float = Field(
+        default=60.0,
+        description="How long a recorded llama.cpp server that takes connections but does not "
+        "answer its health check (busy generating) is waited for before it is judged stale, "
+        "ended, and replaced.",
+    )
     state_dir: Path = Field(
         default_factory=lambda: _data_home() / "rag" / "run",
         description="Where the running local LLM server is recorded so later runs reuse it.",
@@ -403,8 +416,9 @@ class Settings(BaseSettings):
     )
     ui_concurrency: int = Field(
         default=2,
-        description="Answers the chat UI computes at once (Gradio queue); further requests wait. "
-        "Ingest, delete and eval runs are always one at a time.",
+        description="Extractive answers the chat UI computes at once; further ones wait (with a "
+        "status line). LLM answers have their own slots (llm_concurrency), so a slow endpoint "
+        "never holds these. Ingest, delete and eval runs are always one at a time.",
     )
     ui_queue_size: int = Field(
         default=32, description="Requests that may wait in the UI queue before new ones are refused."
@@ -448,6 +462,45 @@ class Settings(BaseSettings):
     )
     llm_custom_key: SecretStr | None = Field(
         default=None, description="The user's own API key for llm_custom_url."
+    )
+
+    # --- security: bounded LLM work per answer (issue 12; security helper) ----------------
+    llm_first_token_s: float = Field(
+        default=60.0,
+        description="Deadline for an LLM call's first token, retries included: a hung or "
+        "overloaded endpoint is reported after this long instead of holding a slot.",
+    )
+    llm_answer_deadline_s: float = Field(
+        default=180.0,
+        description="Deadline for a whole LLM call; an answer still streaming then is cut "
+        "and shown marked incomplete.",
+    )
+
+    # --- security: shared capacity and request limits (issue 12; security helper) ---------
+    llm_concurrency: int = Field(
+        default=2,
+        description="LLM answers the chat UI runs at once across all users; more wait for a "
+        "slot with a status line (extractive answers never wait for these).",
+    )
+    llm_session_concurrency: int = Field(
+        default=1,
+        description="LLM answers one user (login) or browser session may run at once.",
+    )
+    ui_malloc_arenas: int = Field(
+        default=2,
+        description="glibc malloc arenas the chat server may use (0 = glibc's default of 8 per "
+        "core). Few arenas plus a trim after each answer keep RSS flat under load; see "
+        "docs/RELIABILITY.md.",
+    )
+    ui_max_sessions: int = Field(
+        default=1000,
+        description="Browser sessions whose state (chat turns) the chat server keeps; the "
+        "least recently used beyond this are dropped, so memory does not grow with visitors.",
+    )
+    max_question_chars: int = Field(
+        default=2000,
+        description="Longest question accepted (characters); longer ones are refused with a "
+        "message, before any retrieval or LLM work, in the CLI and the UI.",
     )
 
     @classmethod

@@ -194,3 +194,14 @@ def test_mostly_unsupported_llm_answer_falls_back(small_index, tmp_path):
         result = answerer_for(small_index, stub, tmp_path).ask(QUESTION)
     assert result.llm == "openai:stub+extractive-fallback"
     assert any("1 of 3 sentences supported" in note for note in result.notes)
+
+
+def test_an_answer_cut_mid_stream_is_marked_incomplete(small_index, tmp_path):
+    reply = "Sparse codes halve the inference memory of transformer language models [1]."
+    with StubLLM(lambda messages: reply, faults=["close-mid"]) as stub:
+        items = list(answerer_for(small_index, stub, tmp_path).stream(QUESTION))
+    result = final(items)
+    assert not result.complete and result.answer and result.answer != reply
+    assert reply.startswith("".join(items[:-1]).strip())
+    assert any("closed the stream before the answer was finished" in n for n in result.notes)
+    assert '"complete":false' in result.model_dump_json()

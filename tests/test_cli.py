@@ -167,3 +167,17 @@ def test_top_k_above_its_limit_is_one_error_line(capsys, tmp_path):
     code, out, err = run(capsys, "retrieve", "x", "-k", "5000", "--index", str(tmp_path / "i"))
     assert (code, out) == (1, "")
     assert err == "error: top_k 5000 is outside 1..1000 (setting max_top_k)\n"
+
+
+def test_ask_reports_a_partial_answer_and_fails(capsys, index_dir, monkeypatch):
+    from openai_stub import StubLLM
+
+    reply = "Pointer networks output positions in the input sequence [1]."
+    with StubLLM(lambda messages: reply, faults=["chunked-cut"]) as stub:
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
+        monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
+        code, out, err = run(capsys, "ask", "Which architecture outputs positions in its input?",
+                             "--llm", "openai", "--json", "--index", index_dir)  # fmt: skip
+    result = json.loads(out)
+    assert code == 1 and result["complete"] is False and result["answer"]
+    assert "error: partial answer" in err

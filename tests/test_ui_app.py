@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from openai_stub import StubLLM
+from pydantic import SecretStr
 
 from ui.app import launch
 
@@ -50,3 +54,81 @@ def test_app_requires_login_when_users_are_given(serve):
 def test_app_without_users_is_open_on_loopback(serve):
     with httpx.Client(base_url=serve()) as client:
         assert client.get("/config").status_code == 200
+
+
+# --- nobody stalls everyone: the real app over HTTP (issue 12 item 4) --------------------------
+
+QUESTION = "How can quantile regression models be aggregated?"
+
+
+def ask(url: str, llm: str) -> tuple[float, list]:
+    """One user's question through the app's own API (a fresh session); (seconds, outputs)."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    started = time.monotonic()
+    client.predict(QUESTION, api_name="/lambda")  # what submitting the textbox does first
+    outputs = client.predict([], 5, llm, None, "default", "", None, None, "", "", False,
+                             api_name="/respond_event")  # fmt: skip
+    return time.monotonic() - started, outputs
+
+
+@pytest.fixture
+def serve_seed(seed_settings, seed_index) -> Iterator:
+    apps = []
+
+    def start(**overrides) -> str:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        own = seed_settings.model_copy(update={"port": port, **overrides})
+        apps.append(launch(own, ingest_bundled=False, block=False, index=seed_index))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for app in apps:
+        app.close()
+
+
+def test_a_slow_endpoint_does_not_delay_another_users_extractive_answer(serve_seed):
+    with StubLLM(lambda m: "Averaging [1].", delay_s=120) as stub:
+        url = serve_seed(
+            openai_base_url=stub.base_url, openai_api_key=SecretStr("k"), llm_max_retries=0,
+            llm_first_token_s=120.0,
+        )  # fmt: skip
+        ask(url, "extractive")  # warm: the embedder loads on the first question
+        alone = min(ask(url, "extractive")[0] for _ in range(2))
+        slow_users = [threading.Thread(target=ask, args=(url, "openai"), daemon=True)
+                      for _ in range(4)]  # fmt: skip
+        for user in slow_users:
+            user.start()
+        deadline = time.monotonic() + 30
+        while len(stub.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(stub.requests) == 2  # both LLM slots held by the hung endpoint
+        during, outputs = ask(url, "extractive")
+        assert "answered by `extractive`" in outputs[4]
+        assert during - alone < 2.0, (alone, during)
+        stub.closing.set()
+        for user in slow_users:
+            user.join(timeout=60)
+
+
+def test_stop_cancels_the_llm_call(serve_seed):
+    from gradio_client import Client
+
+    with StubLLM(lambda m: "word " * 400, word_delay_s=0.05) as stub:
+        url = serve_seed(openai_base_url=stub.base_url, openai_api_key=SecretStr("k"),
+                         llm_max_retries=0)  # fmt: skip
+        client = Client(url, verbose=False)
+        client.predict(QUESTION, api_name="/lambda")
+        job = client.submit([], 5, "openai", None, "default", "", None, None, "", "", False,
+                            api_name="/respond_event")  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not stub.requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        job.cancel()  # what the Stop button (cancels=) and a closed tab do on the server
+        while not stub.disconnects and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert stub.requests and stub.disconnects == 1

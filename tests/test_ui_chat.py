@@ -131,3 +131,18 @@ def test_settings_tab_cannot_send_the_server_key_to_a_typed_url(seed_index, seed
         assert "non-public address (127.0.0.1)" in loopback[-1]["content"]
         assert "Refused" in loopback[-1]["content"]
     assert attacker.requests == [] and operator.requests == []
+
+
+def test_a_cut_answer_shows_the_incomplete_banner(seed_index, seed_settings):
+    reply = "Quantile regression models can be aggregated by averaging their quantiles [1]."
+    with StubLLM(lambda m: reply, faults=["close-mid"]) as stub:
+        settings = seed_settings.model_copy(update={
+            "openai_base_url": stub.base_url, "openai_api_key": SecretStr("k"),
+            "openai_model": "stub-model", "llm_max_retries": 0,
+        })  # fmt: skip
+        messages, _, turns, _, _, status = final(
+            ChatTab(settings, seed_index), QUESTION, values=options("openai")
+        )
+    assert turns and not turns[0].complete
+    assert messages[-1]["content"].startswith('<div class="answer-incomplete" role="alert"')
+    assert "incomplete" in status

@@ -25,6 +25,7 @@ from ui.chat import ChatTab
 from ui.corpus import CorpusTab
 from ui.evaluation import EvalTab
 from ui.history import HistoryPanel
+from ui.memory import limit_arenas
 from ui.options import OptionsTab
 
 
@@ -68,6 +69,7 @@ def launch(
     block: bool = True, index: PaperIndex | None = None,
 ) -> gr.Blocks:  # fmt: skip
     """Serve the app; with block=False return at once (tests drive it from a browser)."""
+    limit_arenas(settings.ui_malloc_arenas)  # before the worker threads allocate
     index = index or PaperIndex(settings)
     if ingest_bundled:
         ensure_corpus(index)
@@ -82,5 +84,6 @@ def launch(
         max_file_size=f"{settings.ui_max_upload_mb}mb", allowed_paths=[str(eval_runs)],
         css=CSS, head=HEAD, show_error=True, prevent_thread_lock=not block, quiet=not block,
         app_kwargs=server_extras(settings, index, users or []),  # HTTP API at /api, MCP at /mcp
+        state_session_capacity=settings.ui_max_sessions,
     )  # fmt: skip
     return app

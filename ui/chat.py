@@ -18,12 +18,15 @@ from rag.endpoints import EndpointRefused
 from rag.index import PaperIndex
 from rag.llm import LLMError
 from rag.local_llm import LocalLLMError
+from rag.questions import question_problem, shorten
 from rag.render import answer_html, chat_sources_html, escape_text, plain_text
 from rag.settings import Settings
 from ui.assets import COPY_JS
 from ui.export import ExportPanel
+from ui.limits import AnswerGate, Waiting
 from ui.notices import FilterNotice
 from ui.options import OptionsTab, session_options
+from ui.progress import with_banner
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,8 @@ def status_line(result: AnswerResult) -> str:
     rewritten = f" · searched for “{searched}”" if searched and searched != result.question else ""
     return (
         f"answered by `{result.llm}` in {total:.1f} s · {cited} cited of "
-        f"{len(result.sources)} retrieved{' · abstained' if result.abstained else ''}{rewritten}"
+        f"{len(result.sources)} retrieved{' · abstained' if result.abstained else ''}"
+        f"{'' if result.complete else ' · **incomplete**'}{rewritten}"
     )
 
 
@@ -58,6 +62,7 @@ class ChatTab:
     def __init__(self, settings: Settings, index: PaperIndex):
         self.settings = settings
         self.index = index
+        self.gate = AnswerGate(settings)  # LLM and extractive slots, shared by all sessions
 
     def build(self) -> None:
         with gr.Row():
@@ -74,6 +79,7 @@ class ChatTab:
                 with gr.Row():
                     self.new_chat = gr.Button("New chat", size="sm", elem_id="new-chat")
                     self.copy = gr.Button("Copy answer", size="sm", elem_id="copy-answer")
+                    self.stop = gr.Button("Stop", size="sm", elem_id="stop-answer")
                 self.status = gr.Markdown("", elem_id="answer-status")
                 self.filter_notice = FilterNotice(self.index)
                 self.filter_notice.build()
@@ -95,8 +101,10 @@ class ChatTab:
             lambda text: ("", text), self.question, [self.question, asked], queue=False
         )
         self.answered = clear_box.then(
-            self.respond, [asked, self.chatbot, self.turns, *options.components], outputs,
+            self.respond_event, [asked, self.chatbot, self.turns, *options.components], outputs,
+            concurrency_limit=None,  # self.gate bounds the work; waiting holds no queue slot
         )  # fmt: skip
+        self.stop.click(None, None, None, cancels=[self.answered], queue=False)
         self.new_chat.click(
             lambda: ([], chat_sources_html([]), [], None, "", ""), None, outputs, queue=False
         )
@@ -109,12 +117,28 @@ class ChatTab:
             queue=False,
         )  # fmt: skip
 
-    def respond(self, message: str, messages: list, turns: list[AnswerResult], *values) -> Iterator:
+    def respond_event(
+        self, request: gr.Request, message: str, messages: list, turns: list, *values
+    ) -> Iterator:
+        """`respond` for Gradio, which passes the request: its user or session owns the slot."""
+        owner = request.username or request.session_hash or "anonymous"
+        yield from self.respond(message, messages, turns, *values, owner=owner)
+
+    def respond(
+        self, message: str, messages: list, turns: list[AnswerResult], *values,
+        owner: str = "anonymous",
+    ) -> Iterator:  # fmt: skip
         """Stream one answer: text deltas first, then the rendered answer with its sources."""
         options = session_options(*values)
         messages = list(messages or [])
         message = (message or "").strip()
         if not message:
+            yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
+            return
+        too_long = question_problem(message, self.settings)
+        if too_long:
+            messages += [{"role": "user", "content": escape_text(shorten(message))},
+                         {"role": "assistant", "content": f"**Problem:** {too_long}"}]  # fmt: skip
             yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
             return
         messages += [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
@@ -128,10 +152,13 @@ class ChatTab:
         try:
             settings = options.settings(self.settings)
             answerer = Answerer(self.index, settings)
-            for item in answerer.stream(message, history, options.filters()):
-                if isinstance(item, AnswerResult):
+            answer = lambda: answerer.stream(message, history, options.filters())  # noqa: E731
+            for item in self.gate.run(answer, answerer.mode != "extractive", owner):
+                if isinstance(item, Waiting):
+                    yield messages, gr.skip(), turns, gr.skip(), gr.skip(), item.status
+                elif isinstance(item, AnswerResult):
                     turns = [*turns, item]
-                    messages[-1]["content"] = answer_html(item, len(turns) - 1)
+                    messages[-1]["content"] = with_banner(item, answer_html(item, len(turns) - 1))
                     prompt = item.prompt if options.show_prompt else None
                     yield (
                         messages, chat_sources_html(turns), turns, prompt, plain_text(item),

@@ -41,7 +41,7 @@ from rag.answer.question import Question, analyse, followup_query, named_items, 
 from rag.answer.support import CachedEmbedder, answer_sentences, strip_markers, support_sentences
 from rag.filters import RetrievalFilters
 from rag.index import PaperIndex
-from rag.llm import ChatModel, connect_chat_model, resolve_mode
+from rag.llm import ChatModel, PartialAnswer, connect_chat_model, resolve_mode
 from rag.prompts import SENTINEL, load_prompt
 from rag.retrieve import Source, retrieve
 from rag.settings import Settings
@@ -102,6 +102,7 @@ class AnswerResult(BaseModel):
     query: str = ""  # what was searched: the question, or its standalone form in a chat
     kind: str = ""  # the question's kind (rag/answer/question.py)
     prompt_tokens: int = 0  # tokens of the prompt sent to the LLM (0: none sent)
+    complete: bool = True  # False: the LLM's stream stopped early; `answer` is what arrived
     prompt: list[dict[str, str]] | None = Field(default=None, exclude=True)
 
 
@@ -382,12 +383,23 @@ class Answerer:
         model = self.chat_model
         parts: list[str] = []
         started = time.perf_counter()
-        for delta in model.stream(built.messages):
-            if not parts:
-                timer.timings["first_token"] = round((time.perf_counter() - started) * 1000, 1)
-                yield Stage("generating")
-            parts.append(delta)
-            yield delta
+        try:
+            for delta in model.stream(built.messages):
+                if not parts:
+                    timer.timings["first_token"] = round((time.perf_counter() - started) * 1000, 1)
+                    yield Stage("generating")
+                parts.append(delta)
+                yield delta
+        except PartialAnswer as cut:  # shown as it came, marked incomplete, never passed off
+            timer.lap("generate")
+            result = self._result(
+                question, query, "".join(parts).strip(), built.sources, False, model.label,
+                timer, embed, analysis, built,
+            )  # fmt: skip
+            result.complete = False
+            result.notes.append(str(cut))
+            yield result
+            return
         timer.lap("generate")
         raw = "".join(parts).strip()
         if SENTINEL.lower().rstrip(".") in raw.lower():
