@@ -313,12 +313,16 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
+    from rag.embedder import EmbedderError
     from rag.formats import FormatError
     from rag.index import IndexMismatchError
     from rag.llm import LLMError
     from rag.local_llm import LocalLLMError
 
-    return (UserError, FormatError, IndexMismatchError, LLMError, LocalLLMError, ValueError, OSError)
+    return (
+        UserError, FormatError, IndexMismatchError, EmbedderError, LLMError, LocalLLMError,
+        ValueError, OSError,
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,7 +61,7 @@ class PaperIndex:
                 path=str(settings.index / "chroma"), settings=chroma_settings
             )
             self.location = str(settings.index)
-        label = embedder_label(settings.embed_model)
+        label = embedder_label(settings)
         space = {"hnsw:space": "cosine", "embedder": label}
         self.chunks = self.client.get_or_create_collection(
             f"{settings.collection}_chunks", metadata=space, embedding_function=None
@@ -79,7 +79,7 @@ class PaperIndex:
 
     @cached_property
     def embedder(self):
-        return load_embedder(self.settings.embed_model, self.settings.embed_batch_size)
+        return load_embedder(self.settings)
 
     @cached_property
     def lexical(self) -> LexicalIndex:

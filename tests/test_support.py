@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.embedder import load_embedder
+from rag.embedder import load_local_embedder
 from rag.support import (
     CachedEmbedder,
     answer_sentences,
@@ -22,7 +22,7 @@ ABSTRACTS = [
 
 @pytest.fixture(scope="module")
 def embed() -> CachedEmbedder:
-    return CachedEmbedder(load_embedder("bundled", 16).get_text_embedding_batch)
+    return CachedEmbedder(load_local_embedder("bundled", 16).get_text_embedding_batch)
 
 
 def test_answer_sentences_carry_their_markers():
