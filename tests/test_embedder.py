@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from rag.embedder import EmbedderError, _load_local, load_embedder, resolve_model_path
+from rag.embedder import (
+    EmbedderError, _load_local, embedder_label, load_embedder, resolve_model_path,
+)  # fmt: skip
 from rag.index import IndexMismatchError, PaperIndex
 from rag.papers import Paper
 from rag.retrieve import retrieve
@@ -82,3 +84,22 @@ def test_cli_ingest_with_endpoint_down_has_no_traceback(tmp_path):
     assert process.stderr.strip().splitlines()[-1].startswith(
         "error: embeddings endpoint http://127.0.0.1:9/v1"
     )
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_exported_backends_give_the_torch_vectors(tmp_path, backend):
+    """Same weights, same tokenizer limits, same pooling: the vectors agree, so an index
+    built on one backend is searched by another (same label)."""
+    texts = ["Sliding windows make attention linear.", "quokka", "word " * 400]  # > 256 pieces
+    torch_settings = make_settings(tmp_path)
+    exported = make_settings(tmp_path, embed_backend=backend, model_cache_dir=tmp_path / "models")
+    reference = np.asarray(load_embedder(torch_settings).get_text_embedding_batch(texts))
+    vectors = np.asarray(load_embedder(exported).get_text_embedding_batch(texts))
+    assert np.min(np.sum(reference * vectors, axis=1)) > 0.9999
+    assert embedder_label(exported) == embedder_label(torch_settings)
+    assert list((tmp_path / "models").glob("*/model.onnx"))  # exported once, cached
+
+
+def test_int8_is_its_own_embedder(tmp_path):
+    settings = make_settings(tmp_path, embed_backend="onnx-int8")
+    assert embedder_label(settings).endswith("int8")
