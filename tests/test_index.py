@@ -125,7 +125,7 @@ def persist_often(settings, sync_threshold: int = 20) -> None:
     for suffix in ("chunks", "papers"):
         client.get_or_create_collection(
             f"{settings.collection}_{suffix}", embedding_function=None,
-            metadata={"hnsw:space": "cosine", "embedder": embedder_label(settings.embed_model),
+            metadata={"hnsw:space": "cosine", "embedder": embedder_label(settings),
                       "hnsw:sync_threshold": sync_threshold},
         )  # fmt: skip
 

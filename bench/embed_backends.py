@@ -1,0 +1,114 @@
+"""Local embedder backends on this CPU: throughput and retrieval quality, in one run.
+
+For each backend (torch, onnx, onnx-int8, openvino) and batch size, embeds the same
+abstracts (title + abstract, as ingest does) and reports texts/s: the median of
+`--rounds` rounds that interleave the backends, so a change in machine load hits
+them alike. Then it scores
+dense retrieval on the BEIR dev set of bench/build_devsets.py (nDCG@10 of exact
+cosine search over the corpus, so the number reflects the vectors alone, not HNSW).
+Every backend goes through the product's own `load_embedder`.
+
+    python -m bench.build_devsets --out /tmp/devset          # once
+    python -m bench.embed_backends --beir /tmp/devset [--texts 1000] [--corpus-limit N] [--json-out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+import rag  # noqa: F401  (offline environment first)
+from bench.metrics import ndcg_at_k
+from bench.retrieval_quality import read_qrels
+from rag.embedder import load_embedder
+from rag.retrieve import read_queries
+from rag.settings import load_settings
+
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino")
+
+
+def read_corpus(path: Path) -> list[tuple[str, str]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [(row["_id"], f"{row['title']}\n\n{row['text']}") for row in rows]
+
+
+def throughput(embed, texts: list[str], batch: int) -> float:
+    """Texts per second over `texts`, after one warm-up batch."""
+    embed.embed_batch_size = batch
+    embed.get_text_embedding_batch(texts[:batch])
+    started = time.perf_counter()
+    embed.get_text_embedding_batch(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def dense_ndcg(embed, corpus: list[tuple[str, str]], queries, qrels) -> float:
+    ids = [doc_id for doc_id, _ in corpus]
+    docs = np.asarray(embed.get_text_embedding_batch([text for _, text in corpus]), np.float32)
+    asked = np.asarray(embed.get_text_embedding_batch([text for _, text in queries]), np.float32)
+    scores = asked @ docs.T
+    total = 0.0
+    for row, (qid, _) in zip(scores, queries):
+        top = np.argsort(-row)[:10]
+        total += ndcg_at_k([ids[i] for i in top], qrels[qid], 10)
+    return total / len(queries)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--beir", type=Path, required=True, help="bench.build_devsets output")
+    parser.add_argument("--texts", type=int, default=1000, help="abstracts timed per run")
+    parser.add_argument("--batches", default="16,64")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--threads", type=int, default=0, help="0 = one per core")
+    parser.add_argument("--corpus-limit", type=int, default=0, help="score on the first N papers")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+    corpus = read_corpus(args.beir / "corpus.jsonl")[: args.corpus_limit or None]
+    kept = {doc_id for doc_id, _ in corpus}
+    qrels = {
+        qid: relevant
+        for qid, relevant in read_qrels(args.beir / "qrels" / "test.tsv").items()
+        if kept.issuperset(relevant)
+    }
+    queries = [(qid, text) for qid, text in read_queries(args.beir / "queries.jsonl") if qid in qrels]
+    texts = [text for _, text in corpus[: args.texts]]
+    report: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "texts": len(texts), "corpus": len(corpus), "queries": len(queries), "backends": {},
+    }  # fmt: skip
+    embedders = {}
+    for backend in args.backends.split(","):
+        started = time.perf_counter()
+        embedders[backend] = load_embedder(
+            load_settings(embed_backend=backend, embed_threads=args.threads)
+        )
+        report["backends"][backend] = {"load_s": round(time.perf_counter() - started, 2)}
+    if "torch" in embedders:
+        import torch
+
+        torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    batches = [int(b) for b in args.batches.split(",")]
+    timings: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.rounds):
+        for backend, embed in embedders.items():
+            for batch in batches:
+                timings.setdefault((backend, batch), []).append(throughput(embed, texts, batch))
+    for backend, embed in embedders.items():
+        row = report["backends"][backend]
+        for batch in batches:
+            row[f"texts_per_s@{batch}"] = round(float(np.median(timings[backend, batch])), 1)
+        row["ndcg@10"] = round(dense_ndcg(embed, corpus, queries, qrels), 4)
+        print(backend, row, flush=True)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
