@@ -202,6 +202,6 @@ def test_an_answer_cut_mid_stream_is_marked_incomplete(small_index, tmp_path):
         items = list(answerer_for(small_index, stub, tmp_path).stream(QUESTION))
     result = final(items)
     assert not result.complete and result.answer and result.answer != reply
-    assert reply.startswith("".join(items[:-1]).strip())
+    assert reply.startswith("".join(item for item in items if isinstance(item, str)).strip())
     assert any("closed the stream before the answer was finished" in n for n in result.notes)
     assert '"complete":false' in result.model_dump_json()
