@@ -201,6 +201,8 @@ def _title_from_page(lines: list[Line]) -> tuple[str, int]:
         picked: list[str] = []
         end = 0
         for i, line in head:
+            if ABSTRACT_HEAD.match(line.text) or _heading(line.text):
+                break  # the title never runs into the abstract or the first section
             if abs(line.size - size) < TITLE_SIZE_TOLERANCE:
                 if picked and i > end:
                     break
@@ -371,7 +373,7 @@ def _abstract(pdf: PdfText, after_title: int) -> tuple[str, int, int]:
                 parts.append(lines[j].text)
                 j += 1
             text = _join_lines(parts)
-            if len(text.split()) >= 20:
+            if len(text.split()) >= 2:  # a headed abstract may be short; a stray word is not one
                 return text, page_index, j
     lines = pdf.pages[0][after_title:] if pdf.pages else []
     text = _join_lines([line.text for line in lines])

@@ -64,8 +64,9 @@ def sniff_reference_format(path: Path) -> str | None:
         return "ris"
     if BIBTEX_START.search(text) and (name.endswith(".bib") or text.startswith(("@", "%"))):
         return "bibtex"
-    if text.startswith("["):
-        return "csl-json"
+    jsonl_name = name.endswith((".jsonl", ".jsonl.gz", ".ndjson"))
+    if text.startswith("[") and text[1:].lstrip().startswith("{") and not jsonl_name:
+        return "csl-json"  # an array of item objects; JSON Lines files stay JSON Lines
     return None
 
 

@@ -223,7 +223,7 @@ def build_zotero(directory: Path, pdf_body: str) -> Path:
     make_pdf(directory / "storage" / "DDDD4444" / "preprint.pdf", "Preprint", "PDF abstract.", pdf_body)
     (directory / "storage" / "EEEE5555").mkdir()
     make_pdf(directory / "storage" / "EEEE5555" / "loose.pdf", "A Loose Standalone Paper",
-             "Standalone abstract.", "Standalone body text.")  # fmt: skip
+             "Standalone abstract.", "Standalone body text about loose attachments.")  # fmt: skip
     return directory
 
 
