@@ -68,7 +68,8 @@ class Endpoint:
 
     @property
     def label(self) -> str:
-        return f"openai:{self.model}" if self.name == DEFAULT_ENDPOINT else f"{self.name}:{self.model}"
+        named = self.name not in (DEFAULT_ENDPOINT, "custom")
+        return f"{self.name}:{self.model}" if named else f"openai:{self.model}"
 
 
 def operator_endpoints(settings) -> dict[str, LLMEndpointConfig]:

@@ -181,6 +181,8 @@ class ChatModel:
         except (openai.APIError, httpx2.HTTPError) as exc:
             cause = exc.__cause__ if isinstance(exc, openai.APIConnectionError) else exc
             reason = _cause(cause or exc, self.timeout_s)
+            if isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIConnectionError):
+                reason = f"it reported an error: {exc.message}"[:160]  # an error event
             if produced:
                 raise PartialAnswer(f"{where} broke off the answer ({reason}); "
                                     "the answer is incomplete") from None  # fmt: skip

@@ -181,3 +181,10 @@ def test_ask_reports_a_partial_answer_and_fails(capsys, index_dir, monkeypatch):
     result = json.loads(out)
     assert code == 1 and result["complete"] is False and result["answer"]
     assert "error: partial answer" in err
+
+
+def test_ask_refuses_an_overlong_question_without_echoing_it(capsys, index_dir):
+    code, out, err = run(capsys, "ask", "why " * 5000, "--index", index_dir)
+    assert code == 1 and out == ""
+    assert err.startswith("error: the question is 20,000 characters long; the limit is 2,000")
+    assert len(err) < 300

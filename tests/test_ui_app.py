@@ -132,3 +132,25 @@ def test_stop_cancels_the_llm_call(serve_seed):
         while not stub.disconnects and time.monotonic() < deadline:
             time.sleep(0.1)
     assert stub.requests and stub.disconnects == 1
+
+
+def test_the_apps_api_cannot_send_the_server_key_to_a_typed_url(serve_seed):
+    """An attacker skips the widgets and posts any endpoint value to the answer API."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    with StubLLM(lambda m: "op") as operator, StubLLM(lambda m: "leak") as attacker:
+        url = serve_seed(openai_base_url=operator.base_url, openai_api_key=SecretStr("sk-server"),
+                         llm_max_retries=0)  # fmt: skip
+        client = Client(url, verbose=False)
+        for endpoint, key in [(attacker.base_url, ""), (attacker.base_url, "sk-mine"),
+                              (operator.base_url.replace("/v1", "/x/v1"), "")]:  # fmt: skip
+            client.predict(QUESTION, api_name="/lambda")
+            try:
+                outputs = client.predict([], 5, "openai", "stub", endpoint, key, None, None, "",
+                                         "", False, api_name="/respond_event")  # fmt: skip
+            except AppError as refused:  # Gradio's own check: not one of the offered choices
+                assert "not in the list of choices: ['default']" in str(refused)
+            else:
+                assert "custom LLM endpoints are disabled" in str(outputs[0][-1]["content"])
+    assert attacker.requests == [] and operator.requests == []

@@ -60,7 +60,8 @@ def app_url(seed_index, seed_settings, tmp_path_factory):
     shutil.copytree(seed_settings.index, root / "index")
     settings = make_settings(
         root, llm="extractive", host="127.0.0.1", port=free_port(), llm_max_retries=0,
-        llm_timeout_s=5.0,
+        llm_timeout_s=5.0, llm_first_token_s=5.0,
+        allow_custom_endpoints=True, allow_private_endpoints=True,  # stubs are on loopback
     )  # fmt: skip
     app = launch(settings, ingest_bundled=False, block=False, index=PaperIndex(settings))
     yield f"http://127.0.0.1:{settings.port}/"
@@ -97,8 +98,19 @@ def open_tab(page: Page, name: str) -> None:
 
 
 def choose_mode(page: Page, mode: str) -> None:
-    page.get_by_role("combobox", name="Mode").click()
+    page.get_by_role("combobox", name="Mode", exact=True).click()
     page.get_by_role("option", name=mode, exact=True).click()
+
+
+def use_endpoint(page: Page, url: str) -> None:
+    """Type an own endpoint, model and key in the Settings tab (the operator allows it here)."""
+    endpoint = page.get_by_role("combobox", name="Endpoint (openai mode)")
+    endpoint.fill(url)
+    endpoint.press("Enter")
+    model = page.get_by_role("combobox", name="Model (openai mode)")
+    model.fill("stub")
+    model.press("Enter")
+    page.get_by_role("textbox", name="Your own API key").fill("sk-test")
 
 
 def test_answer_has_chips_that_highlight_their_source_card(page):
@@ -143,10 +155,12 @@ class StubLLM(BaseHTTPRequestHandler):
     first, last = "Quantile models are combined ", "by weighted ensembles [1]."
     release = threading.Event()
     requests: list[dict] = []
+    authorizations: list[str] = []
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         StubLLM.requests.append(body)
+        StubLLM.authorizations.append(self.headers.get("Authorization", ""))
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -181,7 +195,7 @@ def stub_llm():
 def test_llm_answer_streams_then_shows_chips_and_the_prompt_sent(page, stub_llm):
     open_tab(page, "Settings")
     choose_mode(page, "openai")
-    page.get_by_role("textbox", name="Endpoint base URL").fill(stub_llm)
+    use_endpoint(page, stub_llm)
     page.get_by_label("Show the prompt actually sent (power users)").check()
     open_tab(page, "Chat")
     ask(page, QUESTION)
@@ -195,6 +209,7 @@ def test_llm_answer_streams_then_shows_chips_and_the_prompt_sent(page, stub_llm)
     sent = StubLLM.requests[-1]["messages"]
     expect(page.locator("#prompt-json")).to_contain_text(sent[0]["content"][:40])
     expect(page.locator("#prompt-json")).to_contain_text(QUESTION)
+    assert StubLLM.authorizations[-1] == "Bearer sk-test"  # the user's own key, nothing else
 
 
 def test_llm_down_is_a_friendly_message_and_the_app_keeps_answering(page):
@@ -203,7 +218,7 @@ def test_llm_down_is_a_friendly_message_and_the_app_keeps_answering(page):
         dead = sock.getsockname()[1]
     open_tab(page, "Settings")
     choose_mode(page, "openai")
-    page.get_by_role("textbox", name="Endpoint base URL").fill(f"http://127.0.0.1:{dead}/v1")
+    use_endpoint(page, f"http://127.0.0.1:{dead}/v1")
     open_tab(page, "Chat")
     ask(page, QUESTION)
     expect(page.locator("#chat")).to_contain_text("language model is not available", timeout=90_000)
