@@ -15,8 +15,8 @@ index is empty. Metrics, per the issue's targets:
   supported_sentences  answer sentences whose cited abstract supports them (rag/support.py)
   extractive_fallbacks LLM answers replaced by the extractive answer (no supported citation)
 --calibrate sweeps the abstention and extractive thresholds (CALIBRATION_GRID) on
-one measurement pass: rag/abstain.py's judge_evidence and rag/answer.py's
-quote_sources are pure functions of it, so each grid point is re-decided, not re-run;
+one measurement pass: rag/answer/gates.py's judge_evidence and
+rag/answer/answerer.py's quote_sources are pure functions of it, so each grid point is re-decided, not re-run;
 --calibrate-support measures support scores of claims cited to the wrong paper.
 """
 
@@ -31,19 +31,22 @@ import time
 from pathlib import Path
 
 import rag  # noqa: F401  (offline environment first)
-from rag.abstain import judge_evidence, measure_evidence, retrieval_evidence
-from rag.answer import Answerer, AnswerResult, quote_sources
-from rag.extractive import score_sentences, split_sentences
+from rag.answer import Answerer, AnswerResult
+from rag.answer.answerer import quote_sources
+from rag.answer.evidence import score_units, split_sentences
+from rag.answer.gates import judge_evidence, measure_evidence, retrieval_evidence
+from rag.answer.question import analyse
 from rag.index import PaperIndex
 from rag.ingest import ingest_paths
 from rag.papers import normalise_title
 from rag.retrieve import retrieve
 from rag.settings import BUNDLED_CORPUS, Settings, load_settings
-from rag.support import CachedEmbedder, support_sentences
+from rag.answer.support import CachedEmbedder, support_sentences
 
 
 def read_suite(path: Path, limit: int | None) -> list[dict]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for row in rows if "turns" not in row]  # follow-up chains: scored by `rag eval`
     if limit:
         # keep the answerable/unanswerable mix when capping the number of questions
         answerable = [row for row in rows if row["gold"]]
@@ -125,9 +128,10 @@ def measure(index: PaperIndex, rows: list[dict], settings: Settings) -> list[tup
     for row in rows:
         sources = retrieve(index, row["question"], settings.top_k)
         query_vector = index.embedder.get_query_embedding(row["question"])
-        scored = score_sentences(query_vector, sources, embed)
+        scored = score_units(query_vector, sources, embed, settings.evidence_max_passages)
         evidence = measure_evidence(
-            retrieval_evidence(row["question"], sources), row["question"], query_vector,
+            retrieval_evidence(row["question"], sources, settings.evidence_max_passages),
+            row["question"], query_vector,
             sources, scored, index.lexical.knows, embed,
             title_below=max(CALIBRATION_GRID["extractive_min_score"]),
         )  # fmt: skip
@@ -135,13 +139,14 @@ def measure(index: PaperIndex, rows: list[dict], settings: Settings) -> list[tup
     return measured
 
 
-def decide(sources, scored, evidence, settings: Settings) -> dict:
-    """The extractive answer's outcome under `settings`, exactly as rag/answer.py decides."""
+def decide(question: str, sources, scored, evidence, settings: Settings) -> dict:
+    """The extractive answer's outcome under `settings`, as rag/answer/answerer.py decides
+    for a single-turn question (comparisons' per-side retrieval aside)."""
     weakness, floor = judge_evidence(evidence, settings) if sources else ("no sources", 0.0)
     if weakness:
         return {"abstained": True, "cited": []}
-    text, abstained = quote_sources(scored, sources, floor, settings)
-    numbers = {item.source_number for item in scored if f"[{item.source_number}]" in text}
+    _, abstained, selection = quote_sources(analyse(question), scored, sources, floor, settings)
+    numbers = {unit.source_number for unit in selection.units}
     return {"abstained": abstained, "cited": [sources[n - 1].paper.title for n in numbers]}
 
 
@@ -152,7 +157,7 @@ def calibrate(index: PaperIndex, rows: list[dict], settings: Settings) -> list[d
     for values in itertools.product(*CALIBRATION_GRID.values()):
         point = dict(zip(CALIBRATION_GRID, values))
         variant = settings.model_copy(update=point)
-        answers = [decide(*item, variant) for item in measured]
+        answers = [decide(row["question"], *item, variant) for row, item in zip(rows, measured)]
         grid.append({**point, **score(rows, answers)})
     return grid
 
@@ -177,7 +182,8 @@ def calibrate_support(index: PaperIndex, papers: int = 60, seed: int = 0) -> dic
         for claim in split_sentences(paper.abstract)[:4]:
             for pool, wrong in ((near, neighbour), (far, other)):
                 if wrong is not None:
-                    [scored] = support_sentences(f"{claim} [1]", [wrong.abstract], embed, 1.0)
+                    document = [(text, "abstract") for text in split_sentences(wrong.abstract)]
+                    [scored] = support_sentences(f"{claim} [1]", [document], embed, 1.0)
                     pool.append(scored.support or 0.0)
 
     def percentile(values: list[float], q: float) -> float:

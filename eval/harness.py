@@ -85,10 +85,12 @@ def _gold_target(suite: Path, settings: Settings) -> _Target:
     missing = resolver.unresolved(questions)
     if missing:
         examples = "; ".join(missing[:3])
+        corpora = sorted({str(suite.parent / q.corpus) for q in questions if q.corpus})
+        needed = " and ".join(corpora) if corpora else "data/seed"
         raise EvalError(
             f"{len(missing)} gold references of {suite} are not in the index at {index.location} "
             f"(e.g. {examples}); ingest the papers the suite was written for "
-            "(the seed suites: rag ingest data/seed)"
+            f"(rag ingest {needed})"
         )
     gold_ids = {q.id: {resolver.resolve(ref): 1 for ref in q.gold} for q in questions}
     fingerprint = _fingerprint(sorted(f"{p.id}\t{p.title}" for p in papers), settings)
@@ -166,6 +168,11 @@ def _answer_scores(question: GoldQuestion, result: AnswerResult, gold: list[str]
     )
     if question.type == "numeric":
         scores["numeric_match"] = metrics.numeric_match(result.answer, question.answer)
+    content = metrics.answer_recall(result.answer, question.answer)
+    if content is not None:  # an abstention delivers none of the reference's content
+        scores["answer_recall"] = 0.0 if result.abstained else content
+    if not result.abstained:
+        scores["answer_words"] = float(metrics.answer_words(result.answer))
     return scores
 
 
@@ -183,10 +190,17 @@ class _Runner:
         self.cache = JsonCache(settings.eval_cache_dir / "answers")
         self.answerer = Answerer(target.index, settings)
 
-    def row(self, question: GoldQuestion) -> dict:
+    def row(self, question: GoldQuestion, history: Sequence[tuple[str, str]] = ()) -> dict:
+        """Score one question; `history` is its chain's earlier (question, answer) turns.
+
+        Retrieval is scored on what the answerer searched (for a follow-up, the query
+        it built from the conversation); retrieval-only runs score the question alone.
+        """
         grades = self.target.gold_ids[question.id]
+        result, cached = (None, False) if self.retrieval_only else self._answer(question, history)
+        query = (result.query or question.question) if result is not None else question.question
         started = time.perf_counter()
-        sources = retrieve(self.target.index, question.question, RETRIEVAL_K, question.filters)
+        sources = retrieve(self.target.index, query, RETRIEVAL_K, question.filters)
         retrieve_ms = round((time.perf_counter() - started) * 1000, 1)
         ranked = [source.paper.id for source in sources]
         row: dict = {
@@ -197,9 +211,11 @@ class _Runner:
             if question.answerable else {},
             "timings_ms": {"retrieve": retrieve_ms, "total": retrieve_ms},
         }  # fmt: skip
-        if self.retrieval_only:
+        if question.chain:
+            row.update(chain=question.chain, turn=question.turn, query=query,
+                       history=[asked for asked, _ in history])  # fmt: skip
+        if result is None:
             return row
-        result, cached = self._answer(question)
         row.update(
             reference=question.answer, answer=result.answer, abstained=result.abstained,
             llm=result.llm, cited=[c.paper_id for c in result.citations],
@@ -218,15 +234,18 @@ class _Runner:
             self.target.fingerprint,
         )  # fmt: skip
 
-    def _answer(self, question: GoldQuestion) -> tuple[AnswerResult, bool]:
-        key = self._key(question)
+    def _answer(
+        self, question: GoldQuestion, history: Sequence[tuple[str, str]]
+    ) -> tuple[AnswerResult, bool]:
+        """The one call into the answer stage (through the cache): what users get."""
+        key = self._key(question, "".join(f"\0turn\0{q}\0{a}" for q, a in history))
         hit = self.cache.get(key)
         if hit is not None:
             try:
                 return AnswerResult.model_validate(hit), True
             except ValueError:
                 pass  # written by an older contract: regenerate
-        result = self.answerer.ask(question.question, None, question.filters)
+        result = self.answerer.ask(question.question, list(history) or None, question.filters)
         self.cache.put(key, result.model_dump(mode="json"))
         return result, False
 
@@ -292,8 +311,13 @@ def run_eval(
     rows: list[dict] = []
     if progress:
         progress(0, len(target.questions))
+    chats: dict[str, list[tuple[str, str]]] = {}  # chain id -> its (question, answer) turns
     for done, question in enumerate(target.questions, start=1):
-        rows.append(runner.row(question))
+        history = chats.setdefault(question.chain, []) if question.chain else []
+        row = runner.row(question, tuple(history))
+        rows.append(row)
+        if question.chain:
+            history.append((question.question, row.get("answer", "")))
         if progress:
             progress(done, len(target.questions))
     meta = {

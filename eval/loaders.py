@@ -16,7 +16,11 @@ from pathlib import Path
 from rag.filters import RetrievalFilters
 from rag.papers import Paper, normalise_title, title_id
 
-QUESTION_TYPES = ("factual", "paraphrase", "multi", "list", "numeric", "unanswerable")
+QUESTION_TYPES = (
+    "factual", "paraphrase", "multi", "comparison", "list", "numeric", "definition", "yesno",
+    "followup", "unanswerable", "single",
+)  # fmt: skip
+""""single" is the dev set's older name for a one-paper question without a reference."""
 
 
 class SuiteError(ValueError):
@@ -25,7 +29,13 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class GoldQuestion:
-    """One gold question; `gold` holds paper ids or exact titles as written."""
+    """One gold question; `gold` holds paper ids or exact titles as written.
+
+    A turn of a multi-turn chain has `chain` (the chain's id) and `turn` (1-based);
+    it is asked after the chain's earlier turns, with their answers as history.
+    `expect_abstain` marks a question the sources do not answer (every "unanswerable"
+    question, and follow-up turns asking what the cited paper does not say).
+    """
 
     id: str
     question: str
@@ -34,10 +44,14 @@ class GoldQuestion:
     type: str
     filters: RetrievalFilters | None = None
     grades: dict[str, int] = field(default_factory=dict)  # BEIR graded qrels (paper id -> grade)
+    chain: str = ""
+    turn: int = 0
+    expect_abstain: bool = False
+    corpus: str = ""  # documents the suite needs beyond the bundled corpus (path, as written)
 
     @property
     def answerable(self) -> bool:
-        return self.type != "unanswerable"
+        return not self.expect_abstain and self.type != "unanswerable"
 
 
 def _filters(value: object, where: str) -> RetrievalFilters | None:
@@ -51,28 +65,82 @@ def _filters(value: object, where: str) -> RetrievalFilters | None:
         raise SuiteError(f"{where}: bad filters: {exc}") from None
 
 
+def _gold(record: dict, where: str) -> tuple[str, ...]:
+    gold = record.get("gold", record.get("gold_titles", []))
+    if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
+        raise SuiteError(f"{where}: 'gold' must be a list of paper ids or titles")
+    return tuple(gold)
+
+
+def _corpus(record: dict, where: str) -> str:
+    corpus = record.get("corpus", "")
+    if not isinstance(corpus, str):
+        raise SuiteError(f"{where}: 'corpus' must be a path to the documents the question needs")
+    return corpus
+
+
 def _question(record: object, where: str) -> GoldQuestion:
     if not isinstance(record, dict):
         raise SuiteError(f"{where}: expected a JSON object")
-    gold = record.get("gold", record.get("gold_titles", []))
+    if "turns" in record:
+        raise SuiteError(f"{where}: a chain of turns must have type 'followup'")
+    gold = _gold(record, where)
     kind = record.get("type", "factual")
-    if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
-        raise SuiteError(f"{where}: 'gold' must be a list of paper ids or titles")
-    if kind not in QUESTION_TYPES:
+    if kind not in QUESTION_TYPES or kind == "followup":
         raise SuiteError(f"{where}: unknown type {kind!r} (expected one of {QUESTION_TYPES})")
     if (kind == "unanswerable") != (not gold):
         raise SuiteError(f"{where}: unanswerable questions, and only they, have empty 'gold'")
     if not str(record.get("question", "")).strip() or not record.get("id"):
         raise SuiteError(f"{where}: 'id' and 'question' are required")
     return GoldQuestion(
-        id=str(record["id"]), question=str(record["question"]), gold=tuple(gold),
+        id=str(record["id"]), question=str(record["question"]), gold=gold,
         answer=str(record.get("answer", "")), type=kind,
         filters=_filters(record.get("filters"), where),
+        expect_abstain=kind == "unanswerable", corpus=_corpus(record, where),
     )  # fmt: skip
 
 
+def _chain(record: dict, where: str) -> list[GoldQuestion]:
+    """A follow-up chain: {"id", "type": "followup", "turns": [{question, gold, answer,
+    unanswerable?, type?}, ...]} -> one question per turn, id "<chain id>#<n>".
+
+    The first turn is typed by its own content ("type", default "factual"); later
+    turns are "followup". A turn marked unanswerable may keep the gold paper of
+    the conversation (the one it asks about) and is scored by abstention.
+    """
+    turns = record.get("turns")
+    if not record.get("id") or not isinstance(turns, list) or len(turns) < 2:
+        raise SuiteError(f"{where}: a chain needs an 'id' and a list of at least two 'turns'")
+    questions = []
+    for number, turn in enumerate(turns, start=1):
+        at = f"{where} turn {number}"
+        if not isinstance(turn, dict) or not str(turn.get("question", "")).strip():
+            raise SuiteError(f"{at}: each turn is an object with a 'question'")
+        gold = _gold(turn, at)
+        unanswerable = turn.get("unanswerable", False)
+        if not isinstance(unanswerable, bool) or (not gold and not unanswerable):
+            raise SuiteError(f"{at}: a turn has 'gold' papers unless it is 'unanswerable': true")
+        kind = str(turn.get("type", "unanswerable" if not gold else "factual"))
+        if number > 1:
+            kind = "followup"
+        elif kind not in QUESTION_TYPES or kind == "followup":
+            raise SuiteError(f"{at}: unknown type {kind!r} for a chain's first turn")
+        questions.append(
+            GoldQuestion(
+                id=f"{record['id']}#{number}", question=str(turn["question"]), gold=gold,
+                answer=str(turn.get("answer", "")), type=kind,
+                filters=_filters(turn.get("filters", record.get("filters")), at),
+                chain=str(record["id"]), turn=number, expect_abstain=unanswerable,
+                corpus=_corpus(record, where),
+            )  # fmt: skip
+        )
+    return questions
+
+
 def load_gold_suite(path: Path) -> list[GoldQuestion]:
-    """Parse a gold Q&A JSONL file; any bad line is a SuiteError naming it."""
+    """Parse a gold Q&A JSONL file; any bad line is a SuiteError naming it.
+
+    Chains come out as their turns, in order and next to each other."""
     questions: list[GoldQuestion] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -81,7 +149,11 @@ def load_gold_suite(path: Path) -> list[GoldQuestion]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise SuiteError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-        questions.append(_question(record, f"{path}:{number}"))
+        where = f"{path}:{number}"
+        if isinstance(record, dict) and record.get("type") == "followup":
+            questions.extend(_chain(record, where))
+        else:
+            questions.append(_question(record, where))
     if not questions:
         raise SuiteError(f"{path}: no questions")
     duplicates = {qid for qid, count in Counter(q.id for q in questions).items() if count > 1}

@@ -15,11 +15,15 @@ from functools import lru_cache
 
 import numpy as np
 from rouge_score import rouge_scorer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from rag.citations import MARKER
+from rag.answer.citations import MARKER
+from rag.lexical import STEMMER, tokenize
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
 ARTICLES = re.compile(r"\b(a|an|the)\b")
+LOCATED_MARKER = re.compile(r"\s?\[\d+,\s*(?:p|pp|§)[^\]]{0,60}\]")  # [2, p. 7], [1, § Results]
+STEMMED_STOPWORDS = frozenset(STEMMER.stemWords(sorted(ENGLISH_STOP_WORDS)))
 
 
 # --- retrieval (paper level) -----------------------------------------------------
@@ -91,8 +95,8 @@ def citation_recall(cited: Sequence[str], gold: Sequence[str]) -> float | None:
 
 
 def strip_markers(text: str) -> str:
-    """Answer text without [n] citation markers (they are not part of the claim)."""
-    return MARKER.sub(" ", text)
+    """Answer text without [n] / [n, p. 7] citation markers (they are not part of the claim)."""
+    return MARKER.sub(" ", LOCATED_MARKER.sub(" ", text))
 
 
 def _tokens(text: str) -> list[str]:
@@ -141,6 +145,34 @@ def numeric_match(prediction: str, reference: str) -> float | None:
     if not wanted:
         return None
     return len(wanted & numbers_in(prediction)) / len(wanted)
+
+
+def content_units(text: str) -> set[str]:
+    """What a reference answer asserts, as comparable units: the stemmed content words
+    (the BM25 tokenizer of rag/lexical.py, minus English stop words, so "models" meets
+    "model") and the numbers, normalised ("2.5x", "2.5" and "2.5 times" are all 2.5;
+    "40%" is 40; "27,000" is 27000). Tokens starting with a digit ("5x", "12b") are left
+    to the number side, so a unit suffix never decides a match."""
+    plain = strip_markers(text)
+    (tokens,) = tokenize([plain])
+    words = {t for t in tokens if not t[0].isdigit() and t not in STEMMED_STOPWORDS}
+    return words | {f"#{value:g}" for value in numbers_in(plain)}
+
+
+def answer_recall(prediction: str, reference: str) -> float | None:
+    """Answer-content recall: the share of the reference's content units (words and
+    numbers, see `content_units`) that the answer contains; None when the reference
+    has none (no reference answer written). Length is not penalised here: report it
+    beside (`answer_words`), since a dumped abstract would score well on recall alone."""
+    wanted = content_units(reference)
+    if not wanted:
+        return None
+    return len(wanted & content_units(prediction)) / len(wanted)
+
+
+def answer_words(text: str) -> int:
+    """Length of an answer in words, citation markers not counted."""
+    return sum(any(ch.isalnum() for ch in word) for word in strip_markers(text).split())
 
 
 # --- aggregation ----------------------------------------------------------------------------

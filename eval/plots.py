@@ -13,10 +13,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 BY_TYPE_METRICS = (
-    "recall@5", "ndcg@10", "citation_precision", "citation_recall", "token_f1", "rouge_l",
-    "numeric_match", "abstention_accuracy", "false_abstention_rate", "judge_score",
+    "recall@5", "ndcg@10", "citation_precision", "citation_recall", "answer_recall",
+    "token_f1", "rouge_l", "numeric_match", "abstention_accuracy", "false_abstention_rate",
+    "judge_score",
 )  # fmt: skip
 """Rates in [0, 1] shown per question type (latency has its own plot)."""
+NOT_RATES = frozenset({"answer_words"})
+"""Per-question scores on another scale (words), left out of the rate plots."""
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -66,7 +69,10 @@ def _colour(delta: dict) -> str:
 
 def deltas_with_ci(comparison: dict, path: Path) -> Path | None:
     """Horizontal bars of current - previous per metric, with 95% bootstrap CIs."""
-    rows = [(n, d) for n, d in sorted(comparison["metrics"].items()) if not n.endswith("_ms")]
+    rows = [
+        (n, d) for n, d in sorted(comparison["metrics"].items())
+        if not n.endswith("_ms") and n not in NOT_RATES
+    ]  # fmt: skip
     if not rows:
         return None
     figure = Figure(figsize=(6.5, 0.4 * len(rows) + 1.5))

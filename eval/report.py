@@ -53,7 +53,7 @@ commit <code>{{ meta.git_commit }}</code>, corpus <code>{{ meta.corpus_fingerpri
 <h2>Per question</h2>
 <table><tr><th>id</th><th>type</th><th>question</th><th>gold</th><th>retrieved (top 3)</th><th>cited</th>
 <th>answer</th><th>scores</th><th>ms</th></tr>
-{% for row in rows %}<tr><td>{{ row.id }}</td><td>{{ row.type }}</td><td>{{ row.question }}</td>
+{% for row in rows %}<tr><td>{{ row.id }}</td><td>{{ row.type }}</td><td>{% if row.history %}<small>after: {{ row.history|join(" / ") }}</small><br>{% endif %}{{ row.question }}</td>
 <td>{{ row.gold|join("; ") }}</td><td>{{ row.retrieved_titles[:3]|join("; ") }}</td>
 <td>{{ (row.cited_titles or [])|join("; ") }}</td>
 <td><details><summary>{{ "abstained" if row.abstained else (row.answer or "")[:80] }}</summary>{{ row.answer }}
@@ -64,6 +64,14 @@ commit <code>{{ meta.git_commit }}</code>, corpus <code>{{ meta.corpus_fingerpri
 <h2>Run metadata</h2><pre>{{ meta_json }}</pre>
 </body></html>
 """
+
+
+HEADLINE = (
+    "questions", "citation_precision", "citation_recall", "answer_recall", "answer_words",
+    "abstention_accuracy", "false_abstention_rate", "latency_p50_ms", "latency_p95_ms",
+)  # fmt: skip
+"""Listed first in the by-type table: does it cite right, say what the reference says,
+stay short, abstain when it should, and in time."""
 
 
 @dataclass
@@ -97,7 +105,8 @@ def write_report(
         "plots": [path.name for path in plots], "rows": rows,
     }  # fmt: skip
     json_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
-    type_metrics = sorted({name for values in by_type.values() for name in values})
+    present = {name for values in by_type.values() for name in values}
+    type_metrics = [name for name in HEADLINE if name in present] + sorted(present - set(HEADLINE))
     html = Environment(autoescape=True).from_string(TEMPLATE).render(
         meta=meta, metrics=metrics, by_type=by_type, rows=rows, comparison=comparison,
         plots=[path.name for path in plots], type_metrics=type_metrics, fmt=_fmt,

@@ -3,10 +3,13 @@
 Citation markers become chips linking to the source cards (`#src-<turn>-<n>`),
 so a reader can jump from a claim to the paper that supports it. Cards carry
 the turn number because a chat shows several answers whose sources are all
-numbered from 1. When the answer carries per-sentence support (`sentences`,
-added by the answer-verification stage), each sentence gets a support dot and
-the cited abstract highlights the evidence sentence; without it the same HTML
-is produced minus those marks.
+numbered from 1. When the answer carries per-sentence records (`sentences`),
+each sentence is marked honestly: a verbatim quote says "quote from [n]" (a
+quote trivially "supports" itself, so no score is shown), a generated sentence
+gets a dot saying whether its cited evidence states it, and a generated sentence
+without a citation is flagged. A source card's badge says which words of the
+question its evidence answers; the evidence is highlighted in the abstract, or
+shown with its location (p. 7) when it comes from the body.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.answer import AnswerResult, SourceRecord
-from rag.citations import MARKER, marker_numbers
+from rag.answer.citations import MARKER, marker_numbers
 
 SUPPORT_LEVELS = ((0.66, "high"), (0.33, "mid"), (0.0, "low"))
 """Support score → CSS level; thresholds split [0, 1] in thirds."""
@@ -34,6 +37,10 @@ class SentenceSupport:
     evidence: str
     evidence_source: int | None = None  # the source the evidence sentence comes from
     supported: bool | None = None  # the answer stage's verdict (its own threshold)
+    quote: bool = False  # a verbatim quote of its evidence
+    location: str = ""  # where the evidence is: "abstract", "p. 7"
+    covers: tuple[str, ...] = ()  # question words the evidence contains
+    answers: float | None = None  # share of the question's aspects the evidence covers
 
     @property
     def level(self) -> str:
@@ -68,6 +75,10 @@ def sentence_supports(result: AnswerResult) -> list[SentenceSupport]:
             evidence=str(field(item, "evidence", "")),
             evidence_source=field(item, "evidence_source"),
             supported=field(item, "supported"),
+            quote=bool(field(item, "quote", False)),
+            location=str(field(item, "location", "")),
+            covers=tuple(field(item, "covers", ())),
+            answers=None if field(item, "answers") is None else float(field(item, "answers")),
         )
         for item in getattr(result, "sentences", None) or []
     ]
@@ -102,22 +113,33 @@ def _chips(text: str, turn: int) -> str:
     return MARKER.sub(chip, escape_text(text))
 
 
-def _support_dot(sentence: SentenceSupport) -> str:
+def _support_dot(sentence: SentenceSupport, generated: bool = True) -> str:
+    """The mark after a sentence: quote, support verdict, or a missing-citation flag."""
     if sentence.support is None:
+        if generated and not sentence.citations:
+            return ('<span class="uncited-flag" title="this generated sentence cites no source: '
+                    'nothing backs it">no citation</span>')  # fmt: skip
         return ""
+    where = f", {sentence.location}" if sentence.location and sentence.location != "abstract" else ""
+    if sentence.quote:
+        n = sentence.evidence_source
+        return (f'<span class="quote-mark" title="quoted verbatim from source [{n}]{where}">'
+                f"quote from [{n}]</span>")  # fmt: skip
     verdict = {True: "supported", False: "not supported", None: "support"}[sentence.supported]
     return (
         f'<span class="support-dot support-{sentence.level}" data-support="{sentence.support:.2f}" '
-        f'title="{verdict} by the cited abstract ({sentence.support:.2f})"></span>'
+        f'title="{verdict} by the cited evidence{where} ({sentence.support:.2f})"></span>'
     )
 
 
 def answer_html(result: AnswerResult, turn: int = 0) -> str:
-    """Answer text with each [n] turned into chips; a support dot per sentence when known."""
+    """Answer text with each [n] turned into chips; a quote mark, support dot or
+    missing-citation flag per sentence when known."""
     sentences = sentence_supports(result)
+    generated = "extractive" not in result.llm  # extractive framing cites nothing on purpose
     if sentences:
         body = " ".join(
-            f'<span class="answer-sentence">{_chips(s.text, turn)}{_support_dot(s)}</span>'
+            f'<span class="answer-sentence">{_chips(s.text, turn)}{_support_dot(s, generated)}</span>'
             for s in sentences
         )
     else:
@@ -142,12 +164,38 @@ def highlight_evidence(abstract: str, evidence: Iterable[str]) -> str:
 
 def _source_support(
     sentences: Sequence[SentenceSupport], n: int
-) -> tuple[SentenceSupport | None, list[str]]:
-    """The best-supported sentence measured against source n, and its evidence sentences."""
+) -> tuple[list[SentenceSupport], list[str]]:
+    """The sentences whose evidence comes from source n, and those evidence sentences."""
     backed = [s for s in sentences if s.backs(n) and s.support is not None]
-    if not backed:
-        return None, []
-    return max(backed, key=lambda s: s.support or 0.0), [s.evidence for s in backed if s.evidence]
+    return backed, [s.evidence for s in backed if s.evidence]
+
+
+def answers_badge(backed: Sequence[SentenceSupport]) -> str:
+    """What of the question this source's evidence answers ("answers: memory, speed")."""
+    covered = list(dict.fromkeys(word for s in backed for word in s.covers))
+    shares = [s.answers for s in backed if s.answers is not None]
+    if not shares:
+        return ""
+    share = max(shares)
+    label = f"answers: {', '.join(covered)}" if covered else "answers none of the question's terms"
+    return (f'<span class="support-badge support-{support_level(share)}" data-answers="{share:.2f}" '
+            f'title="share of the question\'s terms this source\'s evidence contains: {share:.0%}">'
+            f"{html.escape(label)}</span>")  # fmt: skip
+
+
+def body_evidence(abstract: str, backed: Sequence[SentenceSupport]) -> str:
+    """Evidence from the body (not in the abstract), each with its location."""
+    seen = _normalise(abstract)
+    rows = []
+    for sentence in backed:
+        if sentence.evidence and _normalise(sentence.evidence) not in seen:
+            seen += " " + _normalise(sentence.evidence)
+            rows.append(
+                f'<div class="source-passage"><span class="passage-location">'
+                f'{html.escape(sentence.location or "body")}</span> '
+                f'<mark class="evidence">{escape_text(_normalise(sentence.evidence))}</mark></div>'
+            )
+    return "".join(rows)
 
 
 def source_card(
@@ -162,17 +210,14 @@ def source_card(
     meta = " · ".join(
         part for part in (str(source.year or ""), html.escape(source.authors[:160])) if part
     )
-    best, evidence = _source_support(sentences, source.n)
-    meter = (
-        f'<span class="support-badge support-{best.level}">support {best.support:.2f}</span>'
-        if best is not None
-        else ""
-    )
+    backed, evidence = _source_support(sentences, source.n)
+    meter = answers_badge(backed)
     return (
         f'<div class="source-card" id="src-{turn}-{source.n}" data-turn="{turn}" data-n="{source.n}">'
         f'<div class="source-title"><span class="source-n">[{source.n}]</span> {title} {meter}</div>'
         f'<div class="source-meta">{link}{" · " + meta if meta else ""} · score {source.score:.3f}</div>'
-        f'<div class="source-abstract">{highlight_evidence(source.abstract, evidence)}</div></div>'
+        f'<div class="source-abstract">{highlight_evidence(source.abstract, evidence)}</div>'
+        f"{body_evidence(source.abstract, backed)}</div>"
     )
 
 

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from rag.llm import connect_chat_model, resolve_mode
 from rag.papers import Paper
+from rag.prompts import load_prompt
 from rag.settings import Settings
+from rag.tokens import truncate_tokens
 
 LLM_RERANKER = "llm"
 LLM_RERANK_ABSTRACT_TOKENS = 100  # 20 candidates must fit a 4k local context
@@ -26,7 +30,16 @@ LLM_RERANK_ABSTRACT_TOKENS = 100  # 20 candidates must fit a 4k local context
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
-    from rag.retrieve import Hit
+
+class Ranked(Protocol):
+    """What reranking needs of a hit (rag.retrieve.Hit is one): retrieval imports this
+    module, never the reverse."""
+
+    paper_id: str
+    score: float
+
+
+H = TypeVar("H", bound=Ranked)
 
 
 @lru_cache(maxsize=2)
@@ -41,11 +54,9 @@ def load_cross_encoder(path: str) -> "CrossEncoder":
 
 
 def rerank(
-    settings: Settings, query: str, hits: Sequence["Hit"], papers: Mapping[str, Paper]
-) -> list["Hit"]:
+    settings: Settings, query: str, hits: Sequence[H], papers: Mapping[str, Paper]
+) -> list[H]:
     """The same hits, reordered and rescored by the cross-encoder or the LLM (best first)."""
-    from rag.retrieve import Hit
-
     if not hits:
         return []
     if settings.rerank == LLM_RERANKER:
@@ -55,7 +66,7 @@ def rerank(
         (query, f"{papers[hit.paper_id].title}. {papers[hit.paper_id].abstract}") for hit in hits
     ]
     scores = model.predict(pairs, show_progress_bar=False)
-    rescored = [Hit(hit.paper_id, float(score), hit.text) for hit, score in zip(hits, scores)]
+    rescored = [replace(hit, score=float(score)) for hit, score in zip(hits, scores)]
     return sorted(rescored, key=lambda hit: hit.score, reverse=True)
 
 
@@ -70,15 +81,10 @@ def parse_ranking(reply: str, count: int) -> list[int]:
 
 
 def llm_rerank(
-    settings: Settings, query: str, hits: Sequence["Hit"], papers: Mapping[str, Paper]
-) -> list["Hit"]:
+    settings: Settings, query: str, hits: Sequence[H], papers: Mapping[str, Paper]
+) -> list[H]:
     """One listwise LLM call; candidates it does not mention keep their fused order after
     the ones it ranked, so a terse or partly invalid reply never loses a paper."""
-    from rag.context import truncate_tokens
-    from rag.llm import connect_chat_model, resolve_mode
-    from rag.prompts import load_prompt
-    from rag.retrieve import Hit
-
     listing = "\n\n".join(
         f"[{number}] {papers[hit.paper_id].title}\n"
         f"{truncate_tokens(papers[hit.paper_id].abstract, LLM_RERANK_ABSTRACT_TOKENS)}"
@@ -89,6 +95,6 @@ def llm_rerank(
     order = parse_ranking(model.complete([{"role": "user", "content": prompt}]), len(hits))
     order += [position for position in range(len(hits)) if position not in order]
     return [
-        Hit(hits[position].paper_id, 1.0 - rank / len(hits), hits[position].text)
+        replace(hits[position], score=1.0 - rank / len(hits))
         for rank, position in enumerate(order)
     ]

@@ -29,6 +29,7 @@ import torch
 from rag.filters import RetrievalFilters
 from rag.index import PaperIndex, chunk_passage
 from rag.papers import Paper, Passage
+from rag.rerank import rerank
 from rag.settings import Settings
 
 SNIPPET_CHARS = 240
@@ -302,8 +303,6 @@ def _rank(
     lexical = lexical_search(index, query, pool, allowed) if mode != "dense" else []
     ranked = fuse(dense, lexical, settings) if mode == "hybrid" else (dense or lexical)
     if settings.rerank != "off":
-        from rag.rerank import rerank
-
         head = ranked[: settings.rerank_candidates]
         papers = index.get_papers([hit.paper_id for hit in head])
         ranked = rerank(settings, query, [hit for hit in head if hit.paper_id in papers], papers)

@@ -154,7 +154,8 @@ class Settings(BaseSettings):
         default=3, description="Retries (exponential backoff) on 429/5xx and connection errors."
     )
     extractive_sentences: int = Field(
-        default=3, description="Sentences quoted by the extractive answerer."
+        default=4, description="Most sentences the extractive answerer quotes (answer_max_words "
+        "usually stops it first)."
     )
     extractive_min_score: float = Field(
         default=0.47,
@@ -212,6 +213,68 @@ class Settings(BaseSettings):
         default=0.5,
         description="Share of an LLM answer's sentences that must be supported by the abstracts "
         "they cite; below it the extractive answer is shown instead (with a note).",
+    )
+    # --- answer stage: question-aware evidence selection (rag/answer/, the answers branch) ---
+    answer_max_words: int = Field(
+        default=70,
+        description="Word budget of an extractive answer: evidence sentences are added (most "
+        "useful first) while the answer stays within it (the first sentence always fits).",
+    )
+    answer_aspect_weight: float = Field(
+        default=0.3,
+        description="Weight of question-aspect coverage (share of the question's content words a "
+        "sentence contains) next to its cosine when selecting evidence (rag/answer/evidence.py).",
+    )
+    answer_number_bonus: float = Field(
+        default=0.05,
+        description="Added to a sentence's relevance for quantity questions when it has a number "
+        "(twice when the number carries a unit).",
+    )
+    answer_entity_bonus: float = Field(
+        default=0.15,
+        description="Added to a sentence's relevance when it names an item the question names "
+        "('TokenUnify'): the sentence is about the asked item, not just near its topic.",
+    )
+    answer_list_bonus: float = Field(
+        default=0.1,
+        description="Added to a sentence's relevance when the question asks which items "
+        "(datasets, tasks, ...) and the sentence enumerates ('such as', 'including', commas).",
+    )
+    answer_margin: float = Field(
+        default=0.25,
+        description="Evidence selection stops at a sentence this much less relevant than the "
+        "first one picked (relevance = cosine + aspect coverage + bonuses).",
+    )
+    answer_redundancy: float = Field(
+        default=0.5,
+        description="MMR penalty: weight of a candidate's highest cosine to an already selected "
+        "sentence (removes sentences that say the same thing again).",
+    )
+    answer_list_items: int = Field(
+        default=5, description="Most papers a list ('which papers ...') answer names."
+    )
+    answer_list_margin: float = Field(
+        default=0.12,
+        description="A list answer names a paper whose best sentence is within this relevance of "
+        "the best paper's.",
+    )
+    answer_entity_top_k: int = Field(
+        default=3,
+        description="Papers retrieved per named item of a comparison ('LAION-5B vs DataComp'), "
+        "merged after the question's own results so every side can be cited.",
+    )
+    evidence_max_passages: int = Field(
+        default=4,
+        description="Matched body passages per paper read as evidence (besides the abstract).",
+    )
+    prompt_evidence_sentences: int = Field(
+        default=14,
+        description="Evidence sentences an OpenAI-compatible model reads in the prompt.",
+    )
+    local_prompt_evidence_sentences: int = Field(
+        default=6,
+        description="Evidence sentences the small local model reads (short prompt: it reads "
+        "every prompt token on one CPU thread before writing).",
     )
     condense_max_tokens: int = Field(
         default=48, description="Token cap for the standalone query condensed from a chat."

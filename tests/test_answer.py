@@ -6,8 +6,8 @@ import pytest
 from conftest import make_settings
 from openai_stub import StubLLM
 
-from rag.answer import AnswerResult, Answerer
-from rag.citations import cited_numbers
+from rag.answer import AnswerResult, Answerer, Stage
+from rag.answer.citations import cited_numbers
 from rag.index import PaperIndex
 from rag.local_llm import local_llm_available, stop_local_server
 from rag.papers import Paper
@@ -48,7 +48,7 @@ def answerer_for(index: PaperIndex, stub: StubLLM, tmp_path, **overrides) -> Ans
 
 def final(items: list) -> AnswerResult:
     assert isinstance(items[-1], AnswerResult)
-    assert all(isinstance(item, str) for item in items[:-1])
+    assert all(isinstance(item, (str, Stage)) for item in items[:-1])
     return items[-1]
 
 
@@ -134,12 +134,32 @@ def test_history_is_condensed_by_the_llm(small_index, tmp_path):
     assert result.question == "How much does it save?"
 
 
-def test_history_without_llm_prepends_the_previous_question(small_index, tmp_path):
+def test_follow_up_without_llm_carries_the_cited_paper_not_the_question(small_index, tmp_path):
     answerer = Answerer(small_index, make_settings(tmp_path, llm="extractive"))
-    history = [("How is transformer key-value memory compressed?", "With sparse codes [1].")]
-    result = answerer.ask("By how much?", history)
-    assert result.query == "How is transformer key-value memory compressed? By how much?"
+    first = answerer.ask("How is transformer key-value memory compressed?")
+    result = answerer.ask("By how much does it reduce inference memory?", [first])
+    assert result.query == (
+        "By how much does it reduce inference memory? Sparse Key-Value Memory Compression for "
+        "Transformers"
+    )
     assert not result.abstained and result.citations[0].paper_id == "p-memory"
+    assert "halve the inference memory" in result.answer
+
+
+def test_a_new_topic_after_a_follow_up_starts_clean(small_index, tmp_path):
+    answerer = Answerer(small_index, make_settings(tmp_path, llm="extractive"))
+    history = [("How is transformer key-value memory compressed?", "With sparse codes [1]."),
+               ("What about its perplexity?", "No loss in perplexity [1].")]  # fmt: skip
+    result = answerer.ask("How are migratory birds counted in weather radar images?", history)
+    assert result.query == result.question
+    assert result.citations[0].paper_id == "p-birds"
+
+
+def test_stages_are_announced_before_the_answer(small_index, tmp_path):
+    items = list(Answerer(small_index, make_settings(tmp_path, llm="extractive")).stream(QUESTION))
+    stages = [item.name for item in items if isinstance(item, Stage)]
+    assert stages == ["retrieving", "reading the evidence"]
+    assert isinstance(items[-1], AnswerResult) and isinstance(items[-2], str)
 
 
 @pytest.mark.skipif(not local_llm_available(), reason="llama-cpp-python or SmolLM2 not installed")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from eval.harness import EvalError, run_eval
 from eval.loaders import SuiteError
+from eval.metrics import answer_recall
 from rag.cli import main
 from rag.settings import BUNDLED_CORPUS, PROJECT_ROOT
 
@@ -47,11 +49,13 @@ def test_report_has_metrics_rows_plots_and_metadata(first_run):
     for name in ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "citation_precision",
                  "citation_recall", "invalid_citation_rate", "abstention_accuracy",
                  "false_abstention_rate", "token_f1", "rouge_l", "numeric_match",
-                 "latency_p50_ms", "latency_p95_ms", "retrieve_p50_ms"):  # fmt: skip
+                 "answer_recall", "answer_words", "latency_p50_ms", "latency_p95_ms", "retrieve_p50_ms"):  # fmt: skip
         assert name in report.metrics, name
     assert set(report.by_type) == {"factual", "numeric", "multi", "unanswerable"}
     assert "abstention_accuracy" in report.by_type["unanswerable"]
     assert "recall@5" not in report.by_type["unanswerable"]
+    assert "answer_recall" in report.by_type["multi"]
+    assert "answer_recall" not in report.by_type["unanswerable"]
     assert [path.name for path in report.plots] == ["metrics_by_type.png", "latency.png"]
     assert all(path.read_bytes().startswith(PNG) for path in report.plots)
     saved = json.loads(report.report_json.read_text())
@@ -71,6 +75,9 @@ def test_rows_hold_gold_citations_answer_and_scores(first_run):
     assert len(multi["gold_ids"]) == 2 and multi["gold_ids"][0].startswith("t-")
     assert multi["answer"] and multi["cited"] and len(multi["retrieved"]) == 10
     assert 0 <= multi["scores"]["citation_recall"] <= 1
+    expected = 0.0 if multi["abstained"] else answer_recall(multi["answer"], multi["reference"])
+    assert multi["scores"]["answer_recall"] == expected
+    assert ("answer_words" in multi["scores"]) == (not multi["abstained"])
     unanswerable = next(row for row in report.rows if row["type"] == "unanswerable")
     assert unanswerable["gold_ids"] == [] and set(unanswerable["scores"]) == {
         "abstention_accuracy", "invalid_citation_rate"}  # fmt: skip
@@ -85,6 +92,7 @@ def test_rerun_uses_the_cache_and_compare_reports_zero_deltas(first_run, suite, 
     deltas = again.comparison["metrics"]
     assert again.comparison["paired_questions"] == 4
     assert deltas["recall@5"]["delta"] == 0 and deltas["recall@5"]["n"] == 3
+    assert deltas["answer_recall"]["delta"] == 0 and deltas["answer_recall"]["n"] == 3
     assert (tmp_path / "deltas.png").read_bytes().startswith(PNG)
 
 
@@ -158,3 +166,51 @@ def test_cli_eval_prints_metrics_and_report_path(suite, eval_settings, tmp_path,
     assert code == 0 and "recall@5" in printed and f"report: {out / 'report.html'}" in printed
     assert main(["eval", str(tmp_path / "nope.jsonl"), "--index", str(eval_settings.index)]) == 1
     assert capsys.readouterr().err.startswith("error: suite not found")
+
+
+def test_a_chain_is_answered_in_order_with_its_history(eval_settings, tmp_path, monkeypatch):
+    from rag.answer import Answerer
+
+    title = "IndicSTR12: A Dataset for Indic Scene Text Recognition"
+    chain = {"id": "c", "type": "followup", "turns": [
+        {"question": "How many word-images does IndicSTR12 contain?", "type": "numeric",
+         "gold": [title], "answer": "Over 27000 word-images gathered from natural scenes."},
+        {"question": "Which baseline models are benchmarked on it?", "gold": [title],
+         "answer": "PARSeq, CRNN, and STARNet."},
+        {"question": "How much did it cost to collect?", "gold": [title], "unanswerable": True},
+    ]}  # fmt: skip
+    path = tmp_path / "chain.jsonl"
+    path.write_text(json.dumps(chain) + "\n")
+    asked = []
+    real_ask = Answerer.ask
+
+    def spy(self, question, history=None, filters=None):
+        asked.append((question, list(history or [])))
+        return real_ask(self, question, history, filters)
+
+    monkeypatch.setattr(Answerer, "ask", spy)
+    settings = eval_settings.model_copy(update={"eval_cache_dir": tmp_path / "cache"})
+    report = run_eval(path, settings, tmp_path / "out")
+    first, second, third = report.rows
+    assert [row["id"] for row in report.rows] == ["c#1", "c#2", "c#3"]
+    assert [row["type"] for row in report.rows] == ["numeric", "followup", "followup"]
+    assert asked[0] == (chain["turns"][0]["question"], [])
+    assert asked[1] == (chain["turns"][1]["question"],
+                        [(chain["turns"][0]["question"], first["answer"])])  # fmt: skip
+    assert asked[2][1][-1] == (chain["turns"][1]["question"], second["answer"])
+    assert second["history"] == [chain["turns"][0]["question"]] and second["query"]
+    assert "answer_recall" in second["scores"] and "recall@5" in second["scores"]
+    assert set(third["scores"]) == {"abstention_accuracy", "invalid_citation_rate"}
+    assert set(report.by_type) == {"numeric", "followup"}
+    # a rerun replays the whole chain from the cache (history is part of the key)
+    again = run_eval(path, settings, tmp_path / "again")
+    assert all(row["cached"] for row in again.rows) and len(asked) == 3
+
+
+def test_missing_gold_names_the_corpus_the_suite_needs(eval_settings, tmp_path):
+    path = tmp_path / "suite.jsonl"
+    record = {"id": "x", "question": "q?", "gold": ["No Such Paper"], "type": "factual",
+              "corpus": "pdfs"}  # fmt: skip
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(EvalError, match=re.escape(f"rag ingest {tmp_path / 'pdfs'}")):
+        run_eval(path, eval_settings, tmp_path / "out")

@@ -7,7 +7,10 @@ import math
 import pytest
 
 from eval.metrics import (
+    answer_recall,
+    answer_words,
     citation_precision,
+    content_units,
     citation_recall,
     mean,
     mrr_at_k,
@@ -118,3 +121,38 @@ def test_paired_bootstrap_interval_brackets_the_mean_and_is_reproducible():
     assert paired_bootstrap(current, previous, 2000, seed=1) == (delta, low, high)
     with pytest.raises(ValueError):
         paired_bootstrap([1.0], [1.0, 2.0])
+
+
+def test_answer_recall_counts_reference_content_words_and_numbers():
+    reference = "LAION-5B has 5.85 billion CLIP-filtered image-text pairs."
+    # units: laion, #5, #5.85, billion, clip, filter, imag, text, pair ("has" is a stop word)
+    assert len(content_units(reference)) == 9
+    answer = "LAION-5B: a dataset of 5.85 billion CLIP-filtered image-text pairs [1]."
+    assert answer_recall(answer, reference) == 1.0
+    # plural/singular and citation markers do not matter; the missing "billion" costs 1/9
+    assert answer_recall("5.85 laion-5b clip filtering image text pair [2]", reference) == (
+        pytest.approx(8 / 9)
+    )
+    assert answer_recall("Pointer Networks point at input positions [1].", reference) == 0.0
+
+
+def test_answer_recall_fails_when_the_numbers_differ():
+    reference = "It outperforms the strongest baseline by 12.9 mAP for COCO."
+    right = "The optimized instructions outperform the strongest baseline by 12.9 mAP on COCO [1]."
+    wrong = "The optimized instructions outperform the strongest baseline by 21.9 mAP on COCO [1]."
+    assert answer_recall(right, reference) == 1.0
+    assert answer_recall(wrong, reference) == pytest.approx(5 / 6)
+    # a number hidden in a citation marker is not a stated number
+    assert answer_recall("by 3 mAP [12]", "by 12 mAP") == 0.5
+
+
+def test_answer_recall_normalises_number_forms():
+    assert content_units("2.5x faster") == content_units("2.5 times faster") - {"time"}
+    assert answer_recall("about 40 percent, 27000 images", "40% of 27,000 images") == 1.0
+    assert answer_recall("a 0.4 share", "40%") == 0.0
+    assert answer_recall("anything", "The [1]") is None  # nothing to recall: undefined
+
+
+def test_answer_words_ignores_citation_markers():
+    assert answer_words("Pointer Networks use attention as a pointer [1], [2, p. 7].") == 7
+    assert answer_words("") == 0

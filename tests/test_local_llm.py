@@ -7,7 +7,7 @@ import os
 import pytest
 
 from rag.answer import Answerer
-from rag.citations import cited_numbers
+from rag.answer.citations import cited_numbers
 from rag.llm import ChatModel
 from rag.local_llm import ensure_local_server, local_llm_available, stop_local_server
 

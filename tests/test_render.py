@@ -19,7 +19,9 @@ ABSTRACT_1 = "We aggregate quantile models. Weighted ensembles beat single model
 ABSTRACT_2 = "Averaging fine-tuned weights gives model soups."
 
 
-def make_result(answer: str = "Ensembles help [1]. Soups too [2].", **extra) -> AnswerResult:
+def make_result(
+    answer: str = "Ensembles help [1]. Soups too [2].", llm: str = "extractive", **extra
+) -> AnswerResult:
     sources = [
         SourceRecord(n=1, paper_id="2101.00001", title="Quantile <Aggregation>", score=0.61,
                      url="https://arxiv.org/abs/2101.00001", year=2021, authors="A. B",
@@ -32,7 +34,7 @@ def make_result(answer: str = "Ensembles help [1]. Soups too [2].", **extra) -> 
     return AnswerResult(
         question="q", answer=answer,
         citations=[Citation(n=s.n, paper_id=s.paper_id, title=s.title) for s in sources if s.cited],
-        sources=sources, abstained=False, llm="extractive", timings_ms={"total": 12.0}, **extra,
+        sources=sources, abstained=False, llm=llm, timings_ms={"total": 12.0}, **extra,
     )  # fmt: skip
 
 
@@ -95,7 +97,8 @@ def with_sentences(*sentences: dict) -> AnswerResult:
 
 SUPPORTED = {"text": "Ensembles help [1].", "citations": [1], "support": 0.9,
              "evidence": "Weighted ensembles beat single models on 34 data sets.",
-             "evidence_source": 1, "supported": True}  # fmt: skip
+             "evidence_source": 1, "supported": True, "covers": ["ensembles"],
+             "answers": 0.5}  # fmt: skip
 UNSUPPORTED = {"text": "Soups too [2].", "citations": [2], "support": 0.7,
                "evidence": "Averaging fine-tuned weights gives model soups.",
                "evidence_source": 2, "supported": False}  # fmt: skip
@@ -105,6 +108,7 @@ UNCITED = {"text": "In short, it depends.", "citations": [], "support": None, "e
 
 def test_support_dots_follow_the_answer_stages_verdict():
     answer = answer_html(with_sentences(SUPPORTED, UNSUPPORTED, UNCITED))
+    assert "uncited-flag" not in answer  # extractive framing cites nothing on purpose
     assert answer.count('class="answer-sentence"') == 3
     assert answer.count('class="support-dot') == 2  # nothing to check without a citation
     assert 'support-dot support-high" data-support="0.90" title="supported by' in answer
@@ -120,8 +124,9 @@ def test_evidence_is_highlighted_in_the_source_it_came_from():
         in card_1
     )
     assert '<mark class="evidence">Averaging fine-tuned weights gives model soups.</mark>' in card_2
-    assert 'support-badge support-high">support 0.90' in card_1
-    assert 'support-badge support-low">support 0.70' in card_2
+    assert 'support-badge support-mid" data-answers="0.50"' in card_1
+    assert ">answers: ensembles</span>" in card_1
+    assert "support-badge" not in card_2  # no question coverage measured for it: no badge
 
 
 def test_evidence_from_another_source_is_not_highlighted_here():
@@ -156,3 +161,21 @@ def test_plain_text_has_answer_and_references():
         "[1] Quantile <Aggregation> (2101.00001, 2021) https://arxiv.org/abs/2101.00001",
         "[2] Model soups (t-abc)",
     ]
+
+
+def test_a_quote_says_quote_from_n_not_a_support_score():
+    quoted = {**SUPPORTED, "support": 1.0, "quote": True, "location": "p. 7"}
+    answer = answer_html(with_sentences(quoted))
+    assert "quote from [1]</span>" in answer and "data-support" not in answer
+    assert "1.00" not in answer and "p. 7" in answer
+
+
+def test_an_uncited_generated_sentence_is_flagged():
+    answer = answer_html(make_result(sentences=[SUPPORTED, UNCITED], llm="openai:gpt"))
+    assert answer.count('class="uncited-flag"') == 1
+
+
+def test_body_evidence_is_shown_with_its_location():
+    body = {**SUPPORTED, "evidence": "The T-maze needs 50 steps of memory.", "location": "p. 7"}
+    card = sources_html(with_sentences(body)).split('id="src-0-2"')[0]
+    assert '<span class="passage-location">p. 7</span> <mark class="evidence">The T-maze' in card

@@ -289,3 +289,41 @@ def test_two_sessions_at_once_keep_their_own_chats(browser, app_url, page):
     expect(other.locator("#chat")).not_to_contain_text(QUESTION)
     assert page.locator("#chat a.cite-chip[data-turn='1']").count() == 0
     other_context.close()
+
+
+def turn_citations(page: Page, turn: int) -> set[str]:
+    chips = page.locator(f"#chat a.cite-chip[data-turn='{turn}']")
+    expect(chips.first).to_be_visible()
+    return {chips.nth(i).get_attribute("data-cite") for i in range(chips.count())}
+
+
+def cited_titles(page: Page, turn: int) -> str:
+    return page.locator(f".turn-sources[data-turn='{turn}'] .source-card .source-title").all_inner_texts()
+
+
+def test_comparison_cites_both_papers_and_marks_quotes(page):
+    ask(page, "Compare LAION-5B and DataComp.")
+    assert turn_citations(page, 0) == {"1", "2"}
+    titles = " ".join(cited_titles(page, 0))
+    assert "LAION-5B" in titles and "DataComp" in titles
+    answer = page.locator("#chat .answer[data-turn='0']")
+    expect(answer).to_contain_text("LAION-5B:")
+    expect(answer.locator(".quote-mark").first).to_contain_text("quote from [")
+    expect(page.locator("#sources-panel")).not_to_contain_text("support 1.00")
+
+
+def test_follow_up_chain_then_a_new_topic_starts_clean(page):
+    ask(page, "How many image-text pairs does LAION-5B contain?")
+    turn_citations(page, 0)
+    assert "LAION-5B" in " ".join(cited_titles(page, 0))
+    ask(page, "What about DataComp?")  # ellipsis: the new item, the earlier question's aspect
+    turn_citations(page, 1)
+    assert "DataComp" in " ".join(cited_titles(page, 1))
+    expect(page.locator("#answer-status")).to_contain_text("searched for “DataComp")
+    ask(page, "What about its limitations?")  # the paper does not say: said so, not repeated
+    expect(page.locator("#chat .answer[data-turn='2']")).to_contain_text("do not say anything about")
+    ask(page, "How can quantile regression models be aggregated?")  # a new topic
+    turn_citations(page, 3)
+    assert "Quantile" in " ".join(cited_titles(page, 3))
+    expect(page.locator("#answer-status")).to_contain_text("answered by")
+    expect(page.locator("#answer-status")).not_to_contain_text("searched for")

@@ -49,7 +49,7 @@ def test_earlier_turns_are_passed_as_history(seed_index, seed_settings, monkeypa
     tab = ChatTab(seed_settings, seed_index)
     messages, _, turns, *_ = final(tab, QUESTION)
     final(tab, "Which of them is cheapest?", messages, turns)
-    assert seen == [[], [(QUESTION, turns[0].answer)]]
+    assert seen == [[], [turns[0]]]
 
 
 def test_filters_from_settings_reach_the_answerer(seed_index, seed_settings, monkeypatch):

@@ -22,6 +22,13 @@ CSS = """
 .support-low { background:#dc2626; }
 .support-badge { font-size:.75em; font-weight:500; color:#fff; border-radius:.6em;
   padding:0 .45em; margin-left:.3em; }
+.quote-mark { font-size:.7em; color:#57606a; border:1px solid #d0d7de; border-radius:.6em;
+  padding:0 .4em; margin-left:.25em; white-space:nowrap; }
+.uncited-flag { font-size:.7em; color:#fff; background:#dc2626; border-radius:.6em;
+  padding:0 .4em; margin-left:.25em; }
+.source-passage { font-size:.85em; margin-top:.3em; }
+.source-passage mark.evidence { background:#fef08a; }
+.passage-location { font-weight:600; color:#57606a; }
 ul.uncited { font-size:.9em; padding-left:1.2em; }
 #sources-panel { max-height: 640px; overflow-y: auto; }
 .turn-sources[hidden] { display:none; }

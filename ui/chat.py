@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from rag.answer import Answerer, AnswerResult
+from rag.answer import Answerer, AnswerResult, Stage
 from rag.index import PaperIndex
 from rag.llm import LLMError
 from rag.local_llm import LocalLLMError
@@ -115,7 +115,7 @@ class ChatTab:
             yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
             return
         settings = options.settings(self.settings)
-        history = [(turn.question, turn.answer) for turn in turns]
+        history = list(turns)  # full results: a follow-up carries their cited papers over
         streamed = ""
         try:
             answerer = Answerer(self.index, settings)
@@ -128,6 +128,8 @@ class ChatTab:
                         messages, chat_sources_html(turns), turns, prompt, plain_text(item),
                         status_line(item),
                     )  # fmt: skip
+                elif isinstance(item, Stage):
+                    yield messages, gr.skip(), turns, gr.skip(), gr.skip(), f"{item.name}…"
                 else:
                     streamed += item
                     messages[-1]["content"] = escape_text(streamed)

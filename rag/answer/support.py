@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from rag.citations import MARKER, marker_numbers
-from rag.extractive import split_sentences
+from rag.answer.citations import MARKER, marker_numbers
+from rag.answer.evidence import covered_aspects, split_sentences
+from rag.answer.question import Question, stems
 
 EmbedBatch = Callable[[list[str]], list[list[float]]]
 WORD = re.compile(r"[a-z0-9]+")
@@ -33,9 +34,13 @@ class SentenceSupport:
     text: str  # as shown, markers included
     citations: list[int]  # source numbers (as in the final answer) cited by this sentence
     support: float | None  # None when the sentence cites nothing
-    evidence: str  # best-supporting sentence of a cited abstract ("" when none)
+    evidence: str  # best-supporting sentence of a cited source ("" when none)
     evidence_source: int | None  # which cited source the evidence comes from
     supported: bool  # cited, and support >= the calibrated threshold
+    quote: bool = False  # the sentence quotes its evidence verbatim (framing aside)
+    location: str = ""  # where the evidence is in its paper: "abstract", "p. 7", ...
+    covers: list[str] = field(default_factory=list)  # question words the evidence contains
+    answers: float | None = None  # share of the question's aspects the evidence covers
 
 
 class CachedEmbedder:
@@ -89,23 +94,38 @@ def answer_sentences(answer: str) -> list[tuple[str, list[int]]]:
     return result
 
 
-def support_sentences(
-    answer: str, abstracts: Sequence[str], embed: EmbedBatch, min_support: float
-) -> list[SentenceSupport]:
-    """Score every sentence of `answer` against the abstracts it cites.
+def _squash(text: str) -> str:
+    return " ".join(strip_markers(text).lower().split()).rstrip(".!?;: ")
 
-    `abstracts[n - 1]` is the abstract of source [n] as numbered in `answer`;
-    citations outside that range are ignored (validation has removed them).
+
+def is_quote(claim: str, evidence: str) -> bool:
+    """The claim is the evidence sentence, verbatim, with at most a framing label before it
+    ("LAION-5B: ...", a paper's short title in a list)."""
+    sentence, quoted = _squash(claim), _squash(evidence)
+    return bool(quoted) and sentence.endswith(quoted) and len(sentence) - len(quoted) <= 80
+
+
+def support_sentences(
+    answer: str, documents: Sequence[Sequence[tuple[str, str]]], embed: EmbedBatch,
+    min_support: float, question: Question | None = None,
+) -> list[SentenceSupport]:  # fmt: skip
+    """Score every sentence of `answer` against the sources it cites.
+
+    `documents[n - 1]` holds the (sentence, location) evidence of source [n] as
+    numbered in `answer` (abstract and matched body passages); citations outside
+    that range are ignored (validation has removed them). With `question`, each
+    sentence also says which of the question's aspects its evidence covers: what
+    the reader sees as "answers this part of the question".
     """
     sentences = answer_sentences(answer)
     pools = {
-        n: split_sentences(abstracts[n - 1]) or [abstracts[n - 1]]
+        n: list(documents[n - 1])
         for _, numbers in sentences
         for n in numbers
-        if 1 <= n <= len(abstracts) and abstracts[n - 1].strip()
+        if 1 <= n <= len(documents) and documents[n - 1]
     }
     claims = [strip_markers(text) for text, _ in sentences]
-    evidence_texts = [text for pool in pools.values() for text in pool]
+    evidence_texts = list(dict.fromkeys(text for pool in pools.values() for text, _ in pool))
     vectors = embed(claims + evidence_texts) if evidence_texts else []
     claim_vectors = vectors[: len(claims)]
     evidence_vectors = dict(zip(evidence_texts, vectors[len(claims) :]))
@@ -113,23 +133,30 @@ def support_sentences(
     for (text, numbers), claim, claim_vector in zip(
         sentences, claims, claim_vectors or [None] * len(claims)
     ):
-        best: tuple[float, str, int | None] = (0.0, "", None)
+        best: tuple[float, str, int | None, str] = (0.0, "", None, "")
         for n in numbers:
-            for candidate in pools.get(n, []):
-                cosine = float(np.dot(claim_vector, evidence_vectors[candidate]))
-                score = max(cosine, lexical_support(claim, candidate))
+            for candidate, location in pools.get(n, []):
+                if is_quote(claim, candidate):
+                    score = 1.0
+                else:
+                    cosine = float(np.dot(claim_vector, evidence_vectors[candidate]))
+                    score = max(cosine, lexical_support(claim, candidate))
                 if score > best[0]:
-                    best = (score, candidate, n)
-        score, evidence, source = best
+                    best = (score, candidate, n, location)
+        score, evidence, source, location = best
         cited = bool(numbers) and source is not None
+        covered = covered_aspects(question, evidence or claim) if question else set()
         result.append(
             SentenceSupport(
-                text=text,
-                citations=numbers,
+                text=text, citations=numbers,
                 support=round(score, 3) if cited else None,
-                evidence=evidence,
-                evidence_source=source,
+                evidence=evidence, evidence_source=source,
                 supported=cited and score >= min_support,
-            )
+                quote=cited and is_quote(claim, evidence), location=location,
+                covers=[word for word in (question.aspect_words if question else ())
+                        if set(stems(word)) & covered],
+                answers=round(len(covered) / len(question.aspects), 2)
+                if question and question.aspects and cited else None,
+            )  # fmt: skip
         )
     return result

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import tiktoken
 
-from rag.context import build_prompt, count_tokens, encoding, truncate_tokens
+from rag.answer.generate import build_prompt
+from rag.tokens import count_tokens, encoding, truncate_tokens
 from rag.papers import Paper
 from rag.prompts import SENTINEL, load_prompt
 from rag.retrieve import Source

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from conftest import make_settings
 
-from rag.abstain import Evidence, absent_words, judge_evidence, meaning_shift
+from rag.answer.gates import Evidence, absent_words, judge_evidence, meaning_shift
 from rag.answer import Answerer
 from rag.embedder import load_embedder
 from rag.prompts import SENTINEL
-from rag.support import CachedEmbedder
+from rag.answer.support import CachedEmbedder
 
 KNOWN = {"how", "segment", "vision", "transform", "brain", "scan", "accur", "can"}
 

@@ -11,7 +11,8 @@ answer is. Cosine alone cannot tell them apart, so four signals are combined:
    Generic words ("taught", "versus") are absent too, so a term counts only when
    it carries the question's meaning: deleting the absent words moves the
    question's embedding by at least `abstain_absent_term_shift`;
-3. the best abstract sentence's cosine to the question;
+3. the best evidence sentence's cosine to the question (abstract and matched body
+   passages: a long document's answer is often only in its body);
 4. a retrieved *title* close to the question ("What is kMaX-DeepLab?" names a
    paper whose sentences never restate the name).
 
@@ -27,11 +28,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.extractive import ScoredSentence
+from rag.answer.evidence import EvidenceUnit, source_text
+from rag.answer.support import CachedEmbedder, question_coverage
 from rag.lexical import tokenize
 from rag.retrieve import Source
 from rag.settings import Settings
-from rag.support import CachedEmbedder, question_coverage
 
 
 @dataclass
@@ -39,21 +40,20 @@ class Evidence:
     """The signals the gates look at, measured once per question."""
 
     best_similarity: float | None  # best paper's dense cosine; None for BM25-only retrieval
-    coverage: float  # share of question content words found in the retrieved papers
-    best_sentence: float = 0.0  # best abstract sentence's cosine to the question
+    coverage: float  # share of question content words found in the retrieved papers' text
+    best_sentence: float = 0.0  # best evidence sentence's cosine to the question
     title_match: float = 0.0  # best retrieved title's cosine (measured only when consulted)
     absent_words: list[str] = field(default_factory=list)  # question words no paper contains
     absent_shift: float = 0.0  # 1 - cos(question, question without the absent words)
 
 
-def retrieval_evidence(query: str, sources: Sequence[Source]) -> Evidence:
-    """The cheap signals, available before any sentence is embedded."""
+def retrieval_evidence(query: str, sources: Sequence[Source], max_passages: int = 4) -> Evidence:
+    """The cheap signals, available before any sentence is embedded (coverage counts the
+    matched body passages too)."""
     similarities = [source.similarity for source in sources if source.similarity is not None]
     return Evidence(
         best_similarity=max(similarities, default=None),
-        coverage=question_coverage(
-            query, [f"{source.paper.title} {source.paper.abstract}" for source in sources]
-        ),
+        coverage=question_coverage(query, [source_text(source, max_passages) for source in sources]),
     )
 
 
@@ -91,7 +91,7 @@ def measure_evidence(
     query: str,
     query_vector: Sequence[float],
     sources: Sequence[Source],
-    scored: Sequence[ScoredSentence],
+    scored: Sequence[EvidenceUnit],
     known: Callable[[str], bool],
     embed: CachedEmbedder,
     title_below: float,

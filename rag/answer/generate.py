@@ -1,46 +1,36 @@
-"""Build the prompt: numbered sources packed into the model's context window.
+"""Extract, then generate: the LLM prompt carries the selected evidence, not whole papers.
 
-Token counts come from tiktoken (cl100k_base, loaded from llama-index's bundled
-cache, so nothing downloads). Lower-ranked sources are shortened, then dropped,
-until the prompt plus room for the answer fits the window.
+Each source appears as its number, title and year, then the evidence sentences
+chosen for the question (abstract sentences and located body sentences, the
+location in parentheses so the model can cite `[2, p. 7]`). Long PDFs therefore
+fit, and a small local model reads a short prompt (time to first token grows
+with the prompt: docs/answers.md). Without selected evidence a source falls back
+to its abstract. Token counts come from tiktoken (rag/tokens.py); lower-ranked
+sources are shortened, then dropped, until the prompt plus room for the answer
+fits the window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
-import tiktoken
-
+from rag.answer.evidence import EvidenceUnit
 from rag.prompts import Prompt
 from rag.retrieve import Source
+from rag.tokens import count_tokens, truncate_tokens
 
 MIN_SOURCE_TOKENS = 60
 SAFETY_TOKENS = 64  # tokenizers differ between tiktoken and the served model
 
 
-@lru_cache(maxsize=1)
-def encoding() -> tiktoken.Encoding:
-    return tiktoken.get_encoding("cl100k_base")
-
-
-def count_tokens(text: str) -> int:
-    return len(encoding().encode(text, disallowed_special=()))
-
-
-def truncate_tokens(text: str, limit: int) -> str:
-    tokens = encoding().encode(text, disallowed_special=())
-    return text if len(tokens) <= limit else encoding().decode(tokens[:limit]) + " …"
-
-
-def source_text(source: Source) -> str:
-    """Abstract, plus the matching passage when it is not already part of the abstract."""
-    abstract = source.paper.abstract
-    chunk = " ".join(source.best_chunk.split())
-    if chunk and chunk[:200] not in " ".join(abstract.split()) and chunk[:200] not in source.paper.title:
-        return f"{abstract}\nRelevant passage: {chunk}"
-    return abstract
+def source_text(source: Source, evidence: Sequence[EvidenceUnit] | None = None) -> str:
+    """The evidence lines of a source ("- sentence (p. 7)"), or its abstract without any."""
+    if evidence:
+        return "\n".join(
+            f"- {unit.text}" + (f" ({unit.location})" if unit.page else "") for unit in evidence
+        )
+    return source.paper.abstract
 
 
 def render_source(number: int, source: Source, text: str) -> str:
@@ -65,8 +55,13 @@ def build_prompt(
     context_window: int,
     max_answer_tokens: int,
     max_sentences: int = 6,
+    evidence: Mapping[int, Sequence[EvidenceUnit]] | None = None,
 ) -> BuiltPrompt:
-    """Fit as many sources as the window allows, best first, shortening the tail ones."""
+    """Fit as many sources as the window allows, best first, shortening the tail ones.
+
+    `evidence[n]` is the evidence selected from source n (1-based); sources without
+    evidence show their abstract.
+    """
 
     def render(chosen: list[tuple[Source, str]]) -> list[dict[str, str]]:
         block = "\n\n".join(
@@ -82,8 +77,8 @@ def build_prompt(
 
     budget = context_window - max_answer_tokens - SAFETY_TOKENS
     chosen: list[tuple[Source, str]] = []
-    for source in sources:
-        text = source_text(source)
+    for number, source in enumerate(sources, start=1):
+        text = source_text(source, (evidence or {}).get(number))
         room = budget - sum(count_tokens(m["content"]) for m in render(chosen + [(source, "")]))
         if room < MIN_SOURCE_TOKENS:
             break

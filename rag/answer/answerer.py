@@ -1,0 +1,497 @@
+"""Question → analyse → retrieve → gates → select evidence → compose or generate → validate.
+
+Abstention happens before any generation when the evidence is weak (the gates
+of rag/answer/gates.py, calibrated on bench/answers_dev.jsonl), or when the LLM
+writes the sentinel sentence. A generated answer whose sentences are mostly not
+supported by the evidence they cite is replaced by the extractive answer, with a
+note saying so.
+
+`Answerer.stream` yields `Stage` events (what is running), text as it is
+generated, and finally the validated `AnswerResult`; the CLI, the UI and the eval
+harness all go through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from pydantic import BaseModel, Field
+
+from rag.answer.citations import validate_citations
+from rag.answer.compose import compose
+from rag.answer.evidence import (
+    EvidenceUnit,
+    Selection,
+    covered_aspects,
+    mentions,
+    relevance,
+    score_units,
+    select_evidence,
+    short_title,
+    source_text,
+    source_units,
+)
+from rag.answer.gates import judge_evidence, judge_retrieval, measure_evidence, retrieval_evidence
+from rag.answer.generate import BuiltPrompt, build_prompt
+from rag.answer.question import Question, analyse, followup_query, named_items, stems
+from rag.answer.support import CachedEmbedder, answer_sentences, strip_markers, support_sentences
+from rag.filters import RetrievalFilters
+from rag.index import PaperIndex
+from rag.llm import ChatModel, connect_chat_model, resolve_mode
+from rag.prompts import SENTINEL, load_prompt
+from rag.retrieve import Source, retrieve
+from rag.settings import Settings
+
+EMPTY_INDEX_MESSAGE = "The index is empty: ingest some papers first (rag ingest PATH)."
+NO_CITABLE_SENTENCE = (
+    "the papers retrieval ranks at the top have no sentence close to the question, and the "
+    "closer ones are in papers it ranks far lower: the sources do not clearly answer it."
+)
+
+
+class Citation(BaseModel):
+    n: int
+    paper_id: str
+    title: str
+
+
+class SourceRecord(BaseModel):
+    n: int
+    paper_id: str
+    title: str
+    score: float
+    url: str
+    year: int | None = None
+    authors: str = ""
+    abstract: str = ""
+    cited: bool = False
+
+
+class SentenceRecord(BaseModel):
+    """One answer sentence, the evidence behind it, and what of the question it answers."""
+
+    text: str
+    citations: list[int]
+    support: float | None  # how closely the cited evidence states the sentence (1.0: a quote)
+    evidence: str
+    evidence_source: int | None
+    supported: bool
+    quote: bool = False  # the sentence quotes its evidence verbatim
+    location: str = ""  # where the evidence is: "abstract", "p. 7", "§ Results, p. 7"
+    covers: list[str] = Field(default_factory=list)  # question words the evidence contains
+    answers: float | None = None  # share of the question's aspects the evidence covers
+
+
+class AnswerResult(BaseModel):
+    """The JSON contract of `rag ask --json` (and one line of `--out` in batch mode)."""
+
+    question: str
+    answer: str
+    citations: list[Citation]
+    sources: list[SourceRecord]
+    abstained: bool
+    llm: str
+    timings_ms: dict[str, float]
+    invalid_citations: int = 0  # markers the generator wrote outside the sources (removed)
+    notes: list[str] = Field(default_factory=list)
+    sentences: list[SentenceRecord] = Field(default_factory=list)  # empty when abstained
+    query: str = ""  # what was searched: the question, or its standalone form in a chat
+    kind: str = ""  # the question's kind (rag/answer/question.py)
+    prompt_tokens: int = 0  # tokens of the prompt sent to the LLM (0: none sent)
+    prompt: list[dict[str, str]] | None = Field(default=None, exclude=True)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What the answer stage is doing now ("retrieving", "reading the prompt", ...)."""
+
+    name: str
+
+
+Turn = tuple[str, str] | AnswerResult
+"""An earlier chat turn: (question, answer text), or the turn's full result."""
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round((now - self._start) * 1000, 1) + self.timings.get(stage, 0.0)
+        self._start = now
+
+
+DESCRIBED_SIDE_SHARE = 0.6  # of a described side's words its top hit must contain to be "it"
+TIMING_EXTRAS = {"total", "first_token"}  # measured inside other stages, not added to total
+
+
+def quote_sources(
+    question: Question, units: Sequence[EvidenceUnit], sources: Sequence[Source], floor: float,
+    settings: Settings, about: dict[str, set[int]] | None = None,
+) -> tuple[str, bool, Selection]:  # fmt: skip
+    """The extractive answer: (text with [n] markers, abstained, the evidence used).
+    Shared with the bench's calibration."""
+    selection = select_evidence(question, units, sources, settings, floor, about)
+    text, abstained = compose(question, selection)
+    return text, abstained, selection
+
+
+def merge_sources(base: Sequence[Source], extra: Sequence[Source]) -> list[Source]:
+    """`base` in its order, then papers of `extra` not already there (stable numbering)."""
+    seen = {source.paper.id for source in base}
+    merged = list(base)
+    for source in extra:
+        if source.paper.id not in seen:
+            merged.append(source)
+            seen.add(source.paper.id)
+    return merged
+
+
+def _plain(sentence: str) -> str:
+    """A sentence without markers, spacing or final punctuation: for 'was it said before?'."""
+    return " ".join(strip_markers(sentence).split()).rstrip(".!?").lower()
+
+
+def _turn(turn: Turn) -> tuple[str, str, list[str]]:
+    """(question, answer text, cited titles) of an earlier turn."""
+    if isinstance(turn, AnswerResult):
+        return turn.question, turn.answer, [citation.title for citation in turn.citations]
+    return turn[0], turn[1], []
+
+
+class Answerer:
+    """Answers questions over one index with one settings object."""
+
+    def __init__(self, index: PaperIndex, settings: Settings):
+        self.index = index
+        self.settings = settings
+        self.mode = resolve_mode(settings)
+
+    @cached_property
+    def chat_model(self) -> ChatModel:
+        return connect_chat_model(self.settings, self.mode)
+
+    @property
+    def context_window(self) -> int:
+        s = self.settings
+        return s.local_context if self.mode == "local" else s.openai_context_window
+
+    def ask(
+        self, question: str, history: Sequence[Turn] | None = None,
+        filters: RetrievalFilters | None = None,
+    ) -> AnswerResult:  # fmt: skip
+        result = None
+        for item in self.stream(question, history, filters):
+            if isinstance(item, AnswerResult):
+                result = item
+        assert result is not None
+        return result
+
+    def stream(
+        self, question: str, history: Sequence[Turn] | None = None,
+        filters: RetrievalFilters | None = None,
+    ) -> Iterator[Stage | str | AnswerResult]:  # fmt: skip
+        """Yield `Stage` events and answer text deltas, then the validated AnswerResult
+        (always last).
+
+        `history` is the earlier turns of a chat; `filters` restrict which papers may
+        be retrieved.
+        """
+        timer = _Timer()
+        embed = CachedEmbedder(self.index.embedder.get_text_embedding_batch)
+        settings = self.settings
+        analysis, query, earlier = self.standalone(question, history or [])
+        timer.lap("condense")
+        yield Stage("retrieving")
+        sources = retrieve(self.index, query, settings.top_k, filters)
+        about: dict[str, set[int]] = {}
+        if analysis.kind == "comparison" and analysis.multi_entity and sources:
+            sources, about = self.retrieve_sides(analysis, sources, filters)
+        timer.lap("retrieve")
+        if not sources:
+            message = EMPTY_INDEX_MESSAGE if self.index.paper_count() == 0 else SENTINEL
+            yield message
+            yield self._result(question, query, message, [], True, self.mode, timer, embed, analysis)
+            return
+        yield Stage("reading the evidence")
+        weakness, floor, units = self._judge(analysis, query, sources, embed)
+        timer.lap("evidence")
+        if weakness:
+            yield SENTINEL
+            result = self._result(question, query, SENTINEL, sources, True, self.mode, timer, embed, analysis)
+            result.notes.append(weakness)
+            yield result
+            return
+        if earlier:
+            units = [unit for unit in units if not any(said.endswith(_plain(unit.text)) for said in earlier)]
+        if self.mode == "extractive":
+            text, abstained, selection = quote_sources(
+                analysis, units, sources, floor, settings, about
+            )  # fmt: skip
+            text, abstained, note = self._followup_check(analysis, history or [], selection, sources, text, abstained)
+            timer.lap("generate")
+            yield text
+            result = self._result(question, query, text, sources, abstained, "extractive", timer, embed, analysis)
+            result.notes.extend([note] if note else [NO_CITABLE_SENTENCE] if abstained else [])
+            yield result
+            return
+        yield from self._generate(
+            question, query, analysis, sources, units, floor, timer, embed, about
+        )  # fmt: skip
+
+    def retrieve_sides(
+        self, analysis: Question, sources: list[Source], filters: RetrievalFilters | None
+    ) -> tuple[list[Source], dict[str, set[int]]]:
+        """Search each side of a comparison on its own and merge (stable numbering), so
+        both sides are found and cited. A *described* side ("the gradual-pruning study")
+        is about its own top hit when that paper contains most of the description's words."""
+        about: dict[str, set[int]] = {}
+        for entity in analysis.entities:
+            side = " ".join([entity, *analysis.aspect_words])
+            hits = retrieve(self.index, side, self.settings.answer_entity_top_k, filters)
+            sources = merge_sources(sources, hits)
+            words = set(stems(entity))
+            if hits and " " in entity and words:
+                top = source_text(hits[0], self.settings.evidence_max_passages)
+                if len(words & set(stems(top))) >= DESCRIBED_SIDE_SHARE * len(words):
+                    ids = [source.paper.id for source in sources]
+                    about[entity] = {ids.index(hits[0].paper.id) + 1}
+        return sources, about
+
+    def _judge(
+        self, analysis: Question, query: str, sources: list[Source], embed: CachedEmbedder
+    ) -> tuple[str, float, list[EvidenceUnit]]:
+        """(why to abstain or "", sentence floor, scored evidence units). The cheap retrieval
+        checks first: an off-topic question costs no sentence scoring."""
+        settings = self.settings
+        evidence = retrieval_evidence(query, sources, settings.evidence_max_passages)
+        weakness = judge_retrieval(evidence, settings)
+        if weakness:
+            return weakness, 0.0, []
+        query_vector = self.index.embedder.get_query_embedding(query)
+        units = score_units(query_vector, sources, embed, settings.evidence_max_passages)
+        measure_evidence(
+            evidence, query, query_vector, sources, units, self.index.lexical.knows, embed,
+            title_below=settings.extractive_min_score,
+        )  # fmt: skip
+        weakness, floor = judge_evidence(evidence, settings)
+        if analysis.kind == "comparison" and analysis.multi_entity:
+            # a comparison is answerable when some retrieved paper names one of its sides
+            texts = [source_text(source, settings.evidence_max_passages) for source in sources]
+            named = [e for e in analysis.entities if any(mentions(t, e) for t in texts)]
+            weakness = "" if named else (
+                "no retrieved paper mentions " + " or ".join(f"'{e}'" for e in analysis.entities)
+                + ": the sources do not answer it."
+            )  # fmt: skip
+            floor = 0.0
+        return weakness, floor, units
+
+    def standalone(self, question: str, history: Sequence[Turn]) -> tuple[Question, str, set[str]]:
+        """(the question's analysis, the retrieval query, earlier answer sentences).
+
+        Only a real follow-up (pronouns, "what about ...", too short to stand alone)
+        inherits context, by carrying over the earlier turn's named items or cited
+        paper titles (rag/answer/question.py), never by gluing whole questions; a new
+        topic starts clean. With an LLM the condense prompt rewrites a follow-up.
+        The earlier answer's sentences are returned so a follow-up does not repeat them.
+        """
+        analysis = analyse(question)
+        if not history or not analysis.followup:
+            return analysis, question, set()
+        previous_question, previous_answer, titles = _turn(history[-1])
+        previous = analyse(previous_question)
+        carried = (
+            list(previous.entities) or [short_title(title) for title in titles[:1]]
+            or [  # a bare (question, answer) turn: the answer's distinctive names
+                item for item in named_items(strip_markers(previous_answer))
+                if not item.replace(" ", "").istitle()
+            ][:2]
+        )
+        query = followup_query(analysis, carried, previous)
+        if self.mode != "extractive":
+            query = self.condense(question, history) or query
+        earlier = {_plain(sentence) for sentence, _ in answer_sentences(previous_answer)}
+        kind = analysis.kind if analysis.kind != "open" else previous.kind
+        entities = analysis.entities or tuple(carried)
+        if kind == "comparison" and len(entities) < 2:
+            kind = "open"
+        merged = dataclasses.replace(
+            analysis, kind=kind, entities=entities,
+            aspects=analysis.aspects or previous.aspects,
+            aspect_words=analysis.aspect_words or previous.aspect_words,
+            wants_numbers=analysis.wants_numbers or (kind == "quantity"),
+        )  # fmt: skip
+        return merged, query, {text for text in earlier if text}
+
+    def condense(self, question: str, history: Sequence[Turn]) -> str:
+        """The LLM's standalone rewrite of a follow-up ("" when unusable)."""
+        turns = [_turn(turn) for turn in history[-3:]]
+        transcript = "\n".join(f"User: {user}\nAssistant: {reply}" for user, reply, _ in turns)
+        prompt = load_prompt(self.settings.prompts_dir, "condense").render(
+            history=transcript, question=question
+        )
+        reply = self.chat_model.complete(
+            [{"role": "user", "content": prompt}], self.settings.condense_max_tokens
+        )
+        lines = [line.strip().strip('"').strip() for line in reply.strip().splitlines()]
+        condensed = lines[0] if lines else ""
+        return condensed if 3 <= len(condensed) <= 300 else ""
+
+    def _followup_check(
+        self, analysis: Question, history: Sequence[Turn], selection: Selection,
+        sources: Sequence[Source], text: str, abstained: bool,
+    ) -> tuple[str, bool, str]:  # fmt: skip
+        """A follow-up whose own aspects ("its limitations") no selected sentence covers
+        is answered with what the papers do not say, not with a loosely related quote."""
+        if abstained or not history or not analysis.followup:
+            return text, abstained, ""
+        own = analyse(analysis.text).aspects
+        if not own or any(covered_aspects(analysis, unit.text) & set(own) for unit in selection.units):
+            return text, abstained, ""
+        asked = " ".join(word for word in analyse(analysis.text).aspect_words)
+        cited = list(dict.fromkeys(unit.source_number for unit in selection.units))
+        titles = "; ".join(short_title(sources[n - 1].paper.title) for n in cited[:2])
+        message = f"The retrieved papers ({titles}) do not say anything about “{asked}”."
+        return message, True, "no sentence of the retrieved papers covers what the follow-up asks."
+
+    def _generate(
+        self, question: str, query: str, analysis: Question, sources: list[Source],
+        units: list[EvidenceUnit], floor: float, timer: _Timer, embed: CachedEmbedder,
+        about: dict[str, set[int]],
+    ) -> Iterator[Stage | str | AnswerResult]:  # fmt: skip
+        """Extract, then generate: the prompt carries the selected evidence sentences."""
+        settings = self.settings
+        text, abstained, selection = quote_sources(analysis, units, sources, floor, settings, about)
+        evidence = prompt_evidence(analysis, units, selection, settings, self.mode == "local")
+        shown = [number for number in range(1, len(sources) + 1) if number in evidence]
+        built = build_prompt(
+            query, [sources[n - 1] for n in shown],
+            load_prompt(settings.prompts_dir, settings.answer_prompt),
+            load_prompt(settings.prompts_dir, "system"),
+            self.context_window, settings.max_answer_tokens,
+            evidence={position: evidence[n] for position, n in enumerate(shown, start=1)},
+        )  # fmt: skip
+        timer.lap("build_prompt")
+        yield Stage("reading the prompt")
+        model = self.chat_model
+        parts: list[str] = []
+        started = time.perf_counter()
+        for delta in model.stream(built.messages):
+            if not parts:
+                timer.timings["first_token"] = round((time.perf_counter() - started) * 1000, 1)
+                yield Stage("generating")
+            parts.append(delta)
+            yield delta
+        timer.lap("generate")
+        raw = "".join(parts).strip()
+        if SENTINEL.lower().rstrip(".") in raw.lower():
+            yield self._result(
+                question, query, SENTINEL, built.sources, True, model.label, timer, embed,
+                analysis, built,
+            )  # fmt: skip
+            return
+        result = self._result(
+            question, query, raw, built.sources, False, model.label, timer, embed, analysis, built
+        )
+        supported = sum(sentence.supported for sentence in result.sentences)
+        if supported and supported >= settings.llm_min_supported * len(result.sentences):
+            yield result
+            return
+        # Small models often cite nothing, or cite papers that do not say what they
+        # wrote: then the extractive answer (right by construction) is shown instead.
+        reason = (
+            "gave no valid citation" if not result.citations
+            else f"had {supported} of {len(result.sentences)} sentences supported by their "
+            "citations"
+        )  # fmt: skip
+        invented = result.invalid_citations  # still reported: it measures the model
+        timer.lap("fallback")
+        result = self._result(
+            question, query, text, sources, abstained, f"{model.label}+extractive-fallback",
+            timer, embed, analysis, built,
+        )  # fmt: skip
+        result.invalid_citations = invented
+        result.notes.append(f"{model.label} {reason}; showing the extractive answer instead.")
+        result.notes.extend([NO_CITABLE_SENTENCE] if abstained else [])
+        yield result
+
+    def _result(
+        self, question: str, query: str, text: str, sources: Sequence[Source], abstained: bool,
+        label: str, timer: _Timer, embed: CachedEmbedder, analysis: Question,
+        built: BuiltPrompt | None = None,
+    ) -> AnswerResult:  # fmt: skip
+        """Validate markers (and pages), renumber by first use, list cited sources first,
+        and check each sentence against the evidence it cites."""
+        pages = {
+            n: {passage.page for passage in source.passages if passage.page}
+            for n, source in enumerate(sources, start=1)
+        }
+        validated = validate_citations(text, len(sources), pages)
+        order = validated.order + [n for n in range(1, len(sources) + 1) if n not in validated.order]
+        records = [
+            SourceRecord(
+                n=position, paper_id=sources[n - 1].paper.id, title=sources[n - 1].paper.title,
+                score=round(sources[n - 1].score, 4), url=sources[n - 1].paper.url,
+                year=sources[n - 1].paper.year or None, authors=sources[n - 1].paper.authors,
+                abstract=sources[n - 1].paper.abstract, cited=n in validated.order,
+            )  # fmt: skip
+            for position, n in enumerate(order, start=1)
+        ]
+        timer.lap("validate")
+        passages = self.settings.evidence_max_passages
+        documents = [
+            [(unit.text, unit.location) for unit in source_units(n, sources[n - 1], passages)]
+            for n in order
+        ]
+        sentences = [] if abstained else support_sentences(
+            validated.text, documents, embed, self.settings.support_min, analysis,
+        )  # fmt: skip
+        timer.lap("support")
+        timer.timings["total"] = round(
+            sum(ms for stage, ms in timer.timings.items() if stage not in TIMING_EXTRAS), 1
+        )
+        return AnswerResult(
+            question=question,
+            answer=validated.text,
+            citations=[
+                Citation(n=record.n, paper_id=record.paper_id, title=record.title)
+                for record in records
+                if record.cited
+            ],
+            sources=records,
+            abstained=abstained,
+            llm=label,
+            timings_ms=timer.timings,
+            invalid_citations=validated.invalid,
+            sentences=[SentenceRecord(**vars(sentence)) for sentence in sentences],
+            query=query,
+            kind=analysis.kind,
+            prompt_tokens=built.prompt_tokens if built else 0,
+            prompt=built.messages if built else None,
+        )
+
+
+def prompt_evidence(
+    analysis: Question, units: Sequence[EvidenceUnit], selection: Selection, settings: Settings,
+    small: bool,
+) -> dict[int, list[EvidenceUnit]]:  # fmt: skip
+    """Evidence sentences for the LLM, by source number: the extractive selection plus the
+    next most relevant sentences, up to `prompt_evidence_sentences` (fewer for the small
+    local model), each source's sentences in reading order."""
+    cap = settings.local_prompt_evidence_sentences if small else settings.prompt_evidence_sentences
+    chosen = list(selection.units)
+    for unit in sorted(units, key=lambda u: relevance(u, analysis, settings), reverse=True):
+        if len(chosen) >= cap:
+            break
+        if unit not in chosen:
+            chosen.append(unit)
+    grouped: dict[int, list[EvidenceUnit]] = {}
+    for unit in sorted(chosen[:cap], key=lambda u: (u.source_number, u.position)):
+        grouped.setdefault(unit.source_number, []).append(unit)
+    return grouped
