@@ -14,6 +14,9 @@ of each suite reports:
   to the answer stage) contain the reference span;
 - evidence: the span is in any text retrieval hands over for the gold paper
   (`best_chunk` or passages) — comparable with code that has no passages;
+- `--paper-vectors` makes dense search take the abstract-corpus path (per-paper
+  vectors; since this work plus a body-only chunk search) whatever the chunk/paper
+  ratio, i.e. what PDFs get among thousands of abstracts, without embedding thousands;
 - with `--answers` (default extractive mode): the answer contains the span, and the
   abstention rate on answerable and on unanswerable questions.
 Spans are compared after lower-casing and collapsing everything but letters,
@@ -53,6 +56,14 @@ def build(index: PaperIndex, with_seed: bool) -> None:
         print(f"  problem: {problem}")
 
 
+def gold_files(titles: list[str]) -> set[str]:
+    """The manifest files of gold titles: a paper is matched by title or by the PDF it came
+    from, so code that extracts titles differently (main's pypdf reader) is judged fairly."""
+    wanted = {normalise_title(title) for title in titles}
+    manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    return {e["file"] for e in manifest["papers"] if normalise_title(e["title"]) in wanted}
+
+
 def run_suite(index: PaperIndex, path: Path, answers: bool) -> dict:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     answerer = None
@@ -71,9 +82,13 @@ def run_suite(index: PaperIndex, path: Path, answers: bool) -> dict:
             continue
         counts["answerable"] += 1
         gold = {normalise_title(title) for title in row["gold"]}
+        files = gold_files(row["gold"])
         span = norm(row["answer"])
         sources = retrieve(index, row["question"], 5)
-        ranks = [i for i, s in enumerate(sources) if normalise_title(s.paper.title) in gold]
+        ranks = [
+            i for i, s in enumerate(sources)
+            if normalise_title(s.paper.title) in gold or any(s.paper.source.endswith(f) for f in files)
+        ]  # fmt: skip
         counts["top5"] += bool(ranks)
         counts["top1"] += bool(ranks) and ranks[0] == 0
         if ranks:
@@ -110,7 +125,16 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--with-seed", action="store_true", help="add the bundled corpus")
     parser.add_argument("--answers", action="store_true", help="also run the answer stage")
+    parser.add_argument(
+        "--paper-vectors", action="store_true",
+        help="dense search as in a corpus of mostly abstracts (per-paper vectors, whatever "
+        "the chunk/paper ratio): what a few PDFs among thousands of abstracts get",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.paper_vectors:
+        import rag.retrieve
+
+        rag.retrieve.PAPER_VECTOR_MAX_CHUNK_RATIO = float("inf")
     settings = load_settings(index=args.index / "index", state_dir=args.index / "state")
     index = PaperIndex(settings)
     build(index, args.with_seed)

@@ -334,7 +334,10 @@ def _blocks(pdf: PdfText, start_line: int) -> list[_Block]:
 
 
 def _join_lines(lines: list[str]) -> str:
-    return " ".join(" ".join(lines).split())
+    """Lines → one paragraph. A line ending in a hyphen PDFium did not mark as soft is a
+    real compound split at the line end ("152-" + "layer"): joined without a space."""
+    text = "".join(line + ("" if re.search(r"\w-$", line) else " ") for line in lines)
+    return " ".join(text.split())
 
 
 def passages_from_blocks(blocks: list[_Block], words: int) -> list[Passage]:

@@ -344,3 +344,23 @@ def test_follow_up_chain_then_a_new_topic_starts_clean(page):
     assert "Quantile" in " ".join(cited_titles(page, 3))
     expect(page.locator("#answer-status")).to_contain_text("answered by")
     expect(page.locator("#answer-status")).not_to_contain_text("searched for")
+
+
+def test_uploaded_pdf_body_fact_is_cited_with_its_page(page, tmp_path):
+    from tests.test_pdf import BODY_QUESTION, make_paper_pdf
+
+    open_tab(page, "Corpus")
+    upload = make_paper_pdf(tmp_path / "glimmerfish.pdf")
+    page.locator("#upload input[type=file]").set_input_files(str(upload))
+    page.locator("#ingest").click()
+    expect(page.locator("#ingest-report")).to_contain_text("added 1", timeout=120_000)
+    open_tab(page, "Chat")
+    ask(page, BODY_QUESTION)
+    assert turn_citations(page, 0)
+    answer = page.locator("#chat .answer[data-turn='0']")
+    expect(answer).to_contain_text("417 epochs")  # the fact only page 3 states
+    assert "p. 3" in (answer.locator(".quote-mark").first.get_attribute("title") or "")
+    card = page.locator(".turn-sources[data-turn='0'] .source-card").filter(
+        has_text="Glimmerfish Sonar Mapping"
+    )
+    expect(card.locator(".passage-location").first).to_contain_text("p. 3")
