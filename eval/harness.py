@@ -190,8 +190,11 @@ class _Runner:
         self.cache = JsonCache(settings.eval_cache_dir / "answers")
         self.answerer = Answerer(target.index, settings)
 
-    def row(self, question: GoldQuestion, history: Sequence[tuple[str, str]] = ()) -> dict:
-        """Score one question; `history` is its chain's earlier (question, answer) turns.
+    def row(
+        self, question: GoldQuestion, history: Sequence[AnswerResult] = ()
+    ) -> tuple[dict, AnswerResult | None]:
+        """Score one question; `history` is its chain's earlier turns, as full results (what
+        the chat UI passes: a follow-up carries the papers the earlier answer cited).
 
         Retrieval is scored on what the answerer searched (for a follow-up, the query
         it built from the conversation); retrieval-only runs score the question alone.
@@ -213,9 +216,9 @@ class _Runner:
         }  # fmt: skip
         if question.chain:
             row.update(chain=question.chain, turn=question.turn, query=query,
-                       history=[asked for asked, _ in history])  # fmt: skip
+                       history=[turn.question for turn in history])  # fmt: skip
         if result is None:
-            return row
+            return row, None
         row.update(
             reference=question.answer, answer=result.answer, abstained=result.abstained,
             llm=result.llm, cited=[c.paper_id for c in result.citations],
@@ -226,7 +229,7 @@ class _Runner:
         row["scores"].update(_answer_scores(question, result, list(grades)))
         if self.judge is not None and question.answerable:
             row["scores"].update(self._judge(question, result))
-        return row
+        return row, result
 
     def _key(self, question: GoldQuestion, extra: str = "") -> str:
         return cache_key(
@@ -235,10 +238,13 @@ class _Runner:
         )  # fmt: skip
 
     def _answer(
-        self, question: GoldQuestion, history: Sequence[tuple[str, str]]
+        self, question: GoldQuestion, history: Sequence[AnswerResult]
     ) -> tuple[AnswerResult, bool]:
         """The one call into the answer stage (through the cache): what users get."""
-        key = self._key(question, "".join(f"\0turn\0{q}\0{a}" for q, a in history))
+        key = self._key(question, "".join(
+            f"\0turn\0{turn.question}\0{turn.answer}\0{[c.paper_id for c in turn.citations]}"
+            for turn in history
+        ))  # fmt: skip
         hit = self.cache.get(key)
         if hit is not None:
             try:
@@ -311,13 +317,13 @@ def run_eval(
     rows: list[dict] = []
     if progress:
         progress(0, len(target.questions))
-    chats: dict[str, list[tuple[str, str]]] = {}  # chain id -> its (question, answer) turns
+    chats: dict[str, list[AnswerResult]] = {}  # chain id -> the results of its turns so far
     for done, question in enumerate(target.questions, start=1):
         history = chats.setdefault(question.chain, []) if question.chain else []
-        row = runner.row(question, tuple(history))
+        row, result = runner.row(question, tuple(history))
         rows.append(row)
-        if question.chain:
-            history.append((question.question, row.get("answer", "")))
+        if question.chain and result is not None:
+            history.append(result)
         if progress:
             progress(done, len(target.questions))
     meta = {

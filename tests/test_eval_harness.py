@@ -195,9 +195,15 @@ def test_a_chain_is_answered_in_order_with_its_history(eval_settings, tmp_path, 
     assert [row["id"] for row in report.rows] == ["c#1", "c#2", "c#3"]
     assert [row["type"] for row in report.rows] == ["numeric", "followup", "followup"]
     assert asked[0] == (chain["turns"][0]["question"], [])
-    assert asked[1] == (chain["turns"][1]["question"],
-                        [(chain["turns"][0]["question"], first["answer"])])  # fmt: skip
-    assert asked[2][1][-1] == (chain["turns"][1]["question"], second["answer"])
+    # earlier turns travel as full results, as in the chat UI (their cited papers carry over)
+    assert asked[1][0] == chain["turns"][1]["question"]
+    assert [(turn.question, turn.answer) for turn in asked[1][1]] == [
+        (chain["turns"][0]["question"], first["answer"])
+    ]
+    assert [c.paper_id for c in asked[1][1][0].citations] == first["cited"]
+    assert (asked[2][1][-1].question, asked[2][1][-1].answer) == (
+        chain["turns"][1]["question"], second["answer"]
+    )
     assert second["history"] == [chain["turns"][0]["question"]] and second["query"]
     assert "answer_recall" in second["scores"] and "recall@5" in second["scores"]
     assert set(third["scores"]) == {"abstention_accuracy", "invalid_citation_rate"}
