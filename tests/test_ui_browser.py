@@ -284,8 +284,12 @@ def test_eval_tab_runs_a_small_suite_and_shows_metrics_and_plots(page):
     page.get_by_role("option", name="ci_small.jsonl", exact=True).click()
     page.get_by_label("Retrieval only (fast: no answers generated)").check()
     page.locator("#run-eval").click()
+    from eval.loaders import load_gold_suite
+    from rag.settings import PROJECT_ROOT
+
+    rows = len(load_gold_suite(PROJECT_ROOT / "eval" / "suites" / "ci_small.jsonl"))  # chain turns
     expect(page.locator("#eval-status")).to_contain_text(
-        "ci_small.jsonl: 18 questions", timeout=300_000
+        f"ci_small.jsonl: {rows} questions", timeout=300_000
     )
     metrics = page.locator("#eval-metrics [data-testid^='cell-']")
     expect(metrics.filter(has_text="recall@10").first).to_be_visible()
