@@ -64,7 +64,29 @@ def embedder_label(settings: "Settings") -> str:
     return f"{label} int8" if settings.embed_backend == "onnx-int8" else label
 
 
-class RemoteEmbedding(BaseEmbedding):
+class _BatchEmbedding(BaseEmbedding):
+    """A llama-index embedder whose every entry point is one batch call, `_embed`."""
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._embed([query])[0]
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._embed([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._embed(list(texts))
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return self._get_text_embedding(text)
+
+
+class RemoteEmbedding(_BatchEmbedding):
     """Embeddings from an OpenAI-compatible endpoint through the openai client.
 
     Batches of `embed_batch_size` texts per request; the client retries 429, 5xx
@@ -109,23 +131,8 @@ class RemoteEmbedding(BaseEmbedding):
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.where(norms == 0, 1.0, norms)).tolist()
 
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._embed([query])[0]
 
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._embed([text])[0]
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._embed(list(texts))
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    async def _aget_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embedding(text)
-
-
-class ExportedEmbedding(BaseEmbedding):
+class ExportedEmbedding(_BatchEmbedding):
     """A sentence-transformers model (BERT-style encoder, mean pooling, L2 norm) exported to
     ONNX and run by onnxruntime or OpenVINO: no PyTorch on the query or ingest path."""
 
@@ -160,21 +167,6 @@ class ExportedEmbedding(BaseEmbedding):
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.where(norms == 0, 1.0, norms)).tolist()
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._embed([query])[0]
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._embed([text])[0]
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._embed(list(texts))
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    async def _aget_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embedding(text)
 
 
 def _onnxruntime(path: Path, threads: int):
