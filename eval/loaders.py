@@ -18,7 +18,7 @@ from rag.papers import Paper, normalise_title, title_id
 
 QUESTION_TYPES = (
     "factual", "paraphrase", "multi", "comparison", "list", "numeric", "definition", "yesno",
-    "followup", "unanswerable", "single",
+    "followup", "unanswerable", "single", "fulltext",
 )  # fmt: skip
 """"single" is the dev set's older name for a one-paper question without a reference."""
 

@@ -246,3 +246,16 @@ def test_a_question_may_name_the_corpus_it_needs(tmp_path):
     path.write_text(json.dumps(record | {"corpus": ["pdfs/"]}) + "\n")
     with pytest.raises(SuiteError, match="'corpus' must be a path"):
         load_gold_suite(path)
+
+
+@pytest.mark.parametrize(
+    "path", ["eval/suites/fulltext_gold.jsonl", "bench/fulltext_dev.jsonl"]
+)
+def test_full_text_suites_load_with_their_type_and_pages(path):
+    """The PDF body suites are gold suites like any other: `rag eval` can run them."""
+    records = [json.loads(line) for line in (PROJECT_ROOT / path).read_text().splitlines()]
+    questions = load_gold_suite(PROJECT_ROOT / path)
+    assert len(questions) == len(records)
+    answerable = [q for q in questions if q.answerable]
+    assert answerable and all(q.type == "fulltext" for q in answerable)
+    assert all(isinstance(r["page"], int) and r["page"] >= 1 for r in records if r["gold"])
