@@ -15,9 +15,11 @@ import bibtexparser
 import pytest
 
 from tests.conftest import make_settings
-from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, QUESTION, ask, free_port, open_tab, screenshot
+from tests.test_ui_browser import (  # noqa: F401  (browser: the shared module fixture)
+    QUESTION, ask, browser, free_port, open_tab, screenshot,
+)  # fmt: skip
 
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402  (after the skip above)
+from playwright.sync_api import Page, expect  # noqa: E402  (after the skip above)
 
 SECOND = "Which papers propose datasets for scene text recognition in Indian languages?"
 USERS = [("alice", "alice-pw"), ("bob", "bob-pw")]
@@ -34,16 +36,6 @@ def app_url(seed_index, seed_settings, tmp_path_factory):
     app = launch(settings, users=USERS, ingest_bundled=False, block=False, index=PaperIndex(settings))
     yield f"http://127.0.0.1:{settings.port}/"
     app.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
