@@ -9,14 +9,16 @@ quote trivially "supports" itself, so no score is shown), a generated sentence
 gets a dot saying whether its cited evidence states it, and a generated sentence
 without a citation is flagged. A source card's badge says which words of the
 question its evidence answers; the evidence is highlighted in the abstract, or
-shown with its location (p. 7) when it comes from the body.
+shown with its location (p. 7) when it comes from the body. Sources whose paper
+is a PDF on disk (the caller says which: `pdfs`, paper ids) get "Open PDF at p. N"
+buttons for the pages their evidence is on; ui/pdfview.py opens them.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,6 +200,35 @@ def body_evidence(abstract: str, backed: Sequence[SentenceSupport]) -> str:
     return "".join(rows)
 
 
+PAGE = re.compile(r"\bp\. (\d+)")
+
+
+def evidence_pages(backed: Sequence[SentenceSupport]) -> list[int]:
+    """Pages the evidence of these sentences is on, in order (abstract evidence: page 1)."""
+    pages = []
+    for sentence in backed:
+        match = PAGE.search(sentence.location)
+        page = int(match.group(1)) if match else 1 if sentence.location == "abstract" else 0
+        if page and page not in pages:
+            pages.append(page)
+    return pages
+
+
+def pdf_buttons(source: SourceRecord, turn: int, pages: Sequence[int]) -> str:
+    """Buttons opening the source's PDF at each page (page 1 when no evidence page is known).
+
+    Real <button>s: focusable, Enter opens. They carry only which turn, source and
+    page; the server looks the file up from the paper id it holds for that source.
+    """
+    buttons = "".join(
+        f'<button type="button" class="open-pdf" data-turn="{turn}" data-n="{source.n}" '
+        f'data-page="{page}" title="open the PDF of [{source.n}] at page {page}">'
+        f"Open PDF at p. {page}</button>"
+        for page in (pages or [1])
+    )
+    return f'<div class="pdf-buttons">{buttons}</div>'
+
+
 def _paper_link(source: SourceRecord) -> str:
     paper_id = html.escape(source.paper_id)
     if not source.url:
@@ -206,8 +237,9 @@ def _paper_link(source: SourceRecord) -> str:
 
 
 def source_card(
-    source: SourceRecord, turn: int = 0, sentences: Sequence[SentenceSupport] = ()
-) -> str:
+    source: SourceRecord, turn: int = 0, sentences: Sequence[SentenceSupport] = (),
+    pdf: bool = False,
+) -> str:  # fmt: skip
     title = html.escape(source.title)
     link = _paper_link(source)
     meta = " · ".join(
@@ -215,24 +247,30 @@ def source_card(
     )
     backed, evidence = _source_support(sentences, source.n)
     meter = answers_badge(backed)
+    buttons = pdf_buttons(source, turn, evidence_pages(backed)) if pdf else ""
     return (
         f'<div class="source-card" id="src-{turn}-{source.n}" data-turn="{turn}" data-n="{source.n}">'
         f'<div class="source-title"><span class="source-n">[{source.n}]</span> {title} {meter}</div>'
         f'<div class="source-meta">{link}{" · " + meta if meta else ""} · score {source.score:.3f}</div>'
         f'<div class="source-abstract">{highlight_evidence(source.abstract, evidence)}</div>'
-        f"{body_evidence(source.abstract, backed)}</div>"
+        f"{body_evidence(source.abstract, backed)}{buttons}</div>"
     )
 
 
-def sources_html(result: AnswerResult, turn: int = 0, hidden: bool = False) -> str:
-    """One turn's sources: cited papers as full cards, other retrieved papers listed below."""
+def sources_html(
+    result: AnswerResult, turn: int = 0, hidden: bool = False, pdfs: Collection[str] = ()
+) -> str:
+    """One turn's sources: cited papers as full cards, other retrieved papers listed below;
+    papers in `pdfs` (ids) get buttons opening their PDF."""
     sentences = sentence_supports(result)
     cited = [source for source in result.sources if source.cited]
     others = [source for source in result.sources if not source.cited]
     parts = [f'<section class="turn-sources" data-turn="{turn}"{" hidden" if hidden else ""}>']
     if cited:
         parts.append("<h4>Cited sources</h4>")
-        parts.extend(source_card(source, turn, sentences) for source in cited)
+        parts.extend(
+            source_card(source, turn, sentences, source.paper_id in pdfs) for source in cited
+        )
     else:
         parts.append("<p>No sources cited.</p>")
     if others:
@@ -240,7 +278,8 @@ def sources_html(result: AnswerResult, turn: int = 0, hidden: bool = False) -> s
         parts.extend(  # each expands to its abstract; the id links out when there is a URL
             f"<li><details><summary>[{s.n}] {html.escape(s.title)} <small>({_paper_link(s)}"
             f"{', ' + str(s.year) if s.year else ''})</small></summary>"
-            f'<div class="source-abstract">{html.escape(_normalise(s.abstract))}</div></details></li>'
+            f'<div class="source-abstract">{html.escape(_normalise(s.abstract))}</div></details>'
+            f"{pdf_buttons(s, turn, []) if s.paper_id in pdfs else ''}</li>"
             for s in others
         )
         parts.append("</ul>")
@@ -248,13 +287,15 @@ def sources_html(result: AnswerResult, turn: int = 0, hidden: bool = False) -> s
     return "".join(parts)
 
 
-def chat_sources_html(results: Sequence[AnswerResult]) -> str:
-    """Sources of every turn of a chat; only the latest is visible until a chip selects another."""
+def chat_sources_html(results: Sequence[AnswerResult], pdfs: Collection[str] = ()) -> str:
+    """Sources of every turn of a chat; only the latest is visible until a chip selects another.
+
+    `pdfs`: ids of the papers that can be opened as PDFs (see ui/pdfview.py)."""
     if not results:
         return '<p class="sources-empty">Sources of the answer appear here.</p>'
     latest = len(results) - 1
     return "".join(
-        sources_html(result, turn, hidden=turn != latest) for turn, result in enumerate(results)
+        sources_html(result, turn, turn != latest, pdfs) for turn, result in enumerate(results)
     )
 
 

@@ -462,6 +462,12 @@ class Settings(BaseSettings):
     ui_queue_size: int = Field(
         default=32, description="Requests that may wait in the UI queue before new ones are refused."
     )
+    ui_pdf_page_px: int = Field(
+        default=1100, ge=200, le=4000,
+        description="Width (pixels) a PDF page is rendered at for the chat's PDF viewer "
+        "(rag/pdfpages.py): sharp at the viewer's ~800 px on a 1.4x display; a page is then "
+        "~200 KB of WebP.",
+    )
 
     # --- security: endpoints and keys (issue 12; owned by the security helper) -------------
     llm_endpoint: str = Field(

@@ -180,3 +180,27 @@ def test_body_evidence_is_shown_with_its_location():
     body = {**SUPPORTED, "evidence": "The T-maze needs 50 steps of memory.", "location": "p. 7"}
     card = sources_html(with_sentences(body)).split('id="src-0-2"')[0]
     assert '<span class="passage-location">p. 7</span> <mark class="evidence">The T-maze' in card
+
+
+def pdf_buttons_of(html: str) -> list[tuple[str, str, str]]:
+    return re.findall(
+        r'<button type="button" class="open-pdf" data-turn="(\d+)" data-n="(\d+)" data-page="(\d+)"',
+        html,
+    )
+
+
+def test_pdf_buttons_open_each_evidence_page_only_for_papers_with_a_pdf():
+    body = {**SUPPORTED, "evidence": "The T-maze needs 50 steps.", "location": "§ 3 Method, p. 7"}
+    other = {**SUPPORTED, "text": "Also [1].", "evidence": "Ten seeds.", "location": "p. 9"}
+    result = make_result(sentences=[body, other, UNSUPPORTED])
+    html = sources_html(result, 4, pdfs={"2101.00001", "t-def"})
+    assert pdf_buttons_of(html) == [("4", "1", "7"), ("4", "1", "9"), ("4", "3", "1")]
+    assert "Open PDF at p. 7</button>" in html.split('id="src-4-2"')[0]
+    assert pdf_buttons_of(sources_html(result, 4)) == []  # no PDFs known: no buttons
+    uncited = html.split("Also retrieved")[1]
+    assert pdf_buttons_of(uncited) == [("4", "3", "1")]  # "Also retrieved" opens at p. 1
+
+
+def test_abstract_evidence_opens_the_first_page():
+    html = chat_sources_html([with_sentences({**SUPPORTED, "location": "abstract"})], {"2101.00001"})
+    assert pdf_buttons_of(html) == [("0", "1", "1")]

@@ -27,6 +27,7 @@ from ui.evaluation import EvalTab
 from ui.history import HistoryPanel
 from ui.memory import limit_arenas
 from ui.options import OptionsTab
+from ui.pdfview import PdfViewer
 
 
 def ensure_corpus(index: PaperIndex) -> None:
@@ -41,6 +42,7 @@ def build_app(settings: Settings, index: PaperIndex | None = None) -> gr.Blocks:
     index = index or PaperIndex(settings)
     chat, corpus = ChatTab(settings, index), CorpusTab(settings, index)
     evaluation, options = EvalTab(settings), OptionsTab(settings)
+    viewer = PdfViewer(settings, index)
     with gr.Blocks(title="Paper QA") as app:
         gr.Markdown(
             f"### Ask the papers · cited answers over your corpus · default generator "
@@ -49,6 +51,7 @@ def build_app(settings: Settings, index: PaperIndex | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat.build()
+                viewer.build()
             with gr.Tab("Corpus", id="corpus") as corpus_tab:
                 corpus.build()
             with gr.Tab("Eval", id="eval"):
@@ -56,7 +59,8 @@ def build_app(settings: Settings, index: PaperIndex | None = None) -> gr.Blocks:
             with gr.Tab("Settings", id="settings"):
                 options.build()
         chat.wire(options)
-        history = HistoryPanel(ConversationStore.for_index(settings.index))
+        viewer.wire(chat.turns)
+        history = HistoryPanel(ConversationStore.for_index(settings.index), index)
         history.build()
         history.wire(app, chat, options)
         corpus.wire(corpus_tab)

@@ -20,6 +20,7 @@ from rag.llm import LLMError
 from rag.local_llm import LocalLLMError
 from rag.questions import question_problem, shorten
 from rag.render import answer_html, chat_sources_html, escape_text, plain_text
+from ui.pdfview import sources_panel
 from rag.settings import Settings
 from ui.assets import COPY_JS
 from ui.export import ExportPanel
@@ -161,7 +162,7 @@ class ChatTab:
                     messages[-1]["content"] = with_banner(item, answer_html(item, len(turns) - 1))
                     prompt = item.prompt if options.show_prompt else None
                     yield (
-                        messages, chat_sources_html(turns), turns, prompt, plain_text(item),
+                        messages, sources_panel(self.index, turns), turns, prompt, plain_text(item),
                         status_line(item),
                     )  # fmt: skip
                 elif isinstance(item, Stage):

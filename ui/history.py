@@ -17,8 +17,10 @@ import gradio as gr
 
 from rag.answer import AnswerResult
 from rag.conversations import ANONYMOUS, ConversationStore, ConversationSummary
+from rag.index import PaperIndex
 from rag.render import answer_html, chat_sources_html, plain_text
 from ui.options import session_options
+from ui.pdfview import sources_panel
 
 if TYPE_CHECKING:
     from ui.chat import ChatTab
@@ -56,8 +58,9 @@ def saved_settings(values: tuple) -> dict[str, Any]:
 
 
 class HistoryPanel:
-    def __init__(self, store: ConversationStore):
+    def __init__(self, store: ConversationStore, index: PaperIndex | None = None):
         self.store = store
+        self.index = index  # to offer "Open PDF" on reopened sources
 
     def build(self) -> None:
         self.current = gr.BrowserState(
@@ -97,8 +100,9 @@ class HistoryPanel:
         if conversation is None:
             return [], chat_sources_html([]), [], "", "", "", ""
         turns = conversation.turns
+        sources = sources_panel(self.index, turns) if self.index else chat_sources_html(turns)
         return (
-            chat_messages(turns), chat_sources_html(turns), turns,
+            chat_messages(turns), sources, turns,
             plain_text(turns[-1]) if turns else "", f"reopened “{conversation.title}”",
             conversation.id, conversation.title,
         )  # fmt: skip
