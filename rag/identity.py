@@ -101,12 +101,19 @@ def identity_keys(paper: Paper) -> tuple[set[str], set[str]]:
     return known, looks
 
 
-def _fill(kept: Paper, other: Paper) -> Paper:
-    """`kept` with its blank fields taken from `other` (the same paper from another source)."""
+MERGED_FIELDS = ("authors", "year", "url", "categories", "doi", "body")
+"""Blank fields the kept record of a paper takes from its other records in one batch."""
+
+ENRICHED_FIELDS = ("authors", "year", "doi", "url", "categories", "abstract")
+"""Blank fields a stored paper takes from a later record of it (PaperIndex.enrich_papers): a
+PDF gives text but often no authors, year or DOI, a .bib entry exactly those. The body is
+not among them: new text would need new chunks and vectors."""
+
+
+def fill_blanks(kept: Paper, other: Paper, fields: Sequence[str] = MERGED_FIELDS) -> Paper:
+    """`kept` with its blank `fields` taken from `other` (the same paper from another source)."""
     updates = {
-        name: getattr(other, name)
-        for name in ("authors", "year", "url", "categories", "doi", "body")
-        if not getattr(kept, name) and getattr(other, name)
+        name: getattr(other, name) for name in fields if not getattr(kept, name) and getattr(other, name)
     }
     return dataclasses.replace(kept, **updates) if updates else kept
 
@@ -142,7 +149,7 @@ def merge_batch(papers: Sequence[Paper]) -> list[Paper]:
         best = min(group, key=_id_rank)
         paper = dataclasses.replace(group[0], id=best.id, doi=group[0].doi or best.doi)
         for other in group[1:]:
-            paper = _fill(paper, other)
+            paper = fill_blanks(paper, other)
         merged.append(paper)
     return merged
 

@@ -21,6 +21,7 @@ time should share a `chroma run` server (settings chroma_host/chroma_port).
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import sys
 import threading
@@ -44,6 +45,7 @@ from llama_index.core.schema import BaseNode, NodeRelationship, RelatedNodeInfo
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from rag.embedder import embedder_label, load_embedder
+from rag.identity import ENRICHED_FIELDS, fill_blanks
 from rag.lexical import LexicalIndex
 from rag.papers import Paper, Passage
 from rag.settings import Settings
@@ -479,6 +481,65 @@ class PaperIndex:
                 self.lexical.add(added)
                 self.lexical.mark_synced(self._bump_revision())
         return AddResult(added=len(added), duplicates=len(papers) - len(added), notes=notes)
+
+    def enrich_papers(self, papers: Sequence[Paper]) -> list[str]:
+        """Fill stored papers' empty metadata from these records of the same papers (same
+        id); returns the ids that changed.
+
+        Only blank fields are filled (ENRICHED_FIELDS; the abstract only when the stored
+        one is empty), so nothing a paper already has is lost; its chunks, vectors and
+        passages stay. The paper record, its chunks' flat metadata and its lexical row
+        (filters read year and authors there; a filled abstract is new head text) are
+        rewritten under the write lock.
+        """
+        self._told_wait = False
+        incoming = {paper.id: paper for paper in papers}
+
+        def filled() -> list[Paper]:
+            ids = sorted(incoming)
+            changed = []
+            for start in range(0, len(ids), GET_BATCH):
+                for stored in self.get_papers(ids[start : start + GET_BATCH]).values():
+                    paper = fill_blanks(stored, incoming[stored.id], ENRICHED_FIELDS)
+                    if paper != stored:
+                        changed.append(paper)
+            return changed
+
+        if not incoming or not filled():  # nothing to write: no lock, no new revision
+            return []
+        with self.writing():
+            changed = filled()  # again under the lock: another writer may have filled them
+            if not changed:
+                return []
+            ids = [paper.id for paper in changed]
+            # The vectors go back unchanged: an update with documents but no embeddings
+            # would have Chroma embed them with its own model (a download).
+            kept = self.papers.get(ids=ids, include=["embeddings"])
+            vectors = dict(zip(kept["ids"], kept["embeddings"]))
+            self.papers.update(
+                ids=ids,
+                embeddings=[vectors[paper_id] for paper_id in ids],
+                documents=[paper.abstract for paper in changed],
+                metadatas=[paper.metadata() for paper in changed],
+            )
+            by_id = {paper.id: paper for paper in changed}
+            chunks = self.chunks.get(
+                where={"document_id": {"$in": list(by_id)}}, include=["metadatas"]
+            )
+            if chunks["ids"]:
+                self.chunks.update(
+                    ids=chunks["ids"],
+                    metadatas=[
+                        {**metadata, **by_id[str(metadata["paper_id"])].metadata()}
+                        for metadata in chunks["metadatas"]
+                    ],
+                )
+            bodies = self.body_passages(list(by_id))
+            self.lexical.add(
+                [dataclasses.replace(p, passages=bodies.get(p.id, ())) for p in changed]
+            )
+            self.lexical.mark_synced(self._bump_revision())
+        return [paper.id for paper in changed]
 
     def delete_paper(self, paper_id: str) -> bool:
         """Remove a paper and its chunks; False when it was not indexed."""

@@ -9,6 +9,7 @@ from typing import Iterable
 from rag.formats import FormatError, RecordLimits, expand_paths, parse_file
 from rag.identity import resolve_same_papers
 from rag.index import PaperIndex, Progress
+from rag.papers import Paper
 
 
 @dataclass
@@ -25,14 +26,17 @@ class IngestReport:
     """Files from which nothing could be read (the UI does not keep such uploads)."""
     notes: list[str] = field(default_factory=list)
     """Things done to accepted papers that the user should know (e.g. a chunk cap)."""
+    enriched: int = 0
+    """Papers already stored whose blank metadata (authors, year, DOI…) this run filled in."""
 
     @property
     def ok(self) -> bool:
         return not self.file_errors and not self.bad_lines
 
     def summary(self) -> str:
+        enriched = f", enriched {self.enriched} stored paper(s)" if self.enriched else ""
         return (
-            f"added {self.added}, skipped {self.duplicates} duplicate(s), "
+            f"added {self.added}, skipped {self.duplicates} duplicate(s){enriched}, "
             f"total {self.total_papers} papers ({self.files} file(s) read)"
         )
 
@@ -47,6 +51,13 @@ class IngestReport:
                 f"(first: {bad[0][1]})"
             )
         return lines
+
+
+def enrich_stored(index: PaperIndex, papers: list[Paper]) -> int:
+    """Fill the blank metadata of papers the index already holds from these records of
+    them (a .bib imported after the PDF: authors, year, DOI); returns how many changed."""
+    stored = index.existing_ids([paper.id for paper in papers])
+    return len(index.enrich_papers([p for p in papers if p.id in stored])) if stored else 0
 
 
 def ingest_paths(
@@ -79,6 +90,7 @@ def ingest_paths(
     if papers:
         records = len(papers)
         papers = resolve_same_papers(index, papers)  # one record per paper across sources
+        report.enriched = enrich_stored(index, papers)
         result = index.add_papers(papers, progress=progress)
         report.added, report.duplicates = result.added, records - result.added
         report.notes.extend(result.notes)

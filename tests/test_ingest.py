@@ -95,3 +95,74 @@ def test_files_with_nothing_readable_are_listed_as_refused(empty_index, tmp_path
     assert report.refused == [wrong]
     assert report.added == 1
     assert "line(s) 1 (first: 'title' must be text, not an object)" in report.problems()[-1]
+
+
+def test_a_bib_after_the_pdf_fills_in_the_stored_papers_blank_metadata(settings, tmp_path, capsys):
+    """A PDF without authors, year or DOI, then a .bib of the same paper: the stored paper
+    gains them (record, chunks, lexical filters), keeps its body, id and the rest."""
+    from fpdf import FPDF
+
+    from rag.cli import main
+    from rag.papers import title_id
+    from tests.test_pdf import ABSTRACT as PDF_ABSTRACT
+    from tests.test_pdf import BODY_FACT, BODY_QUESTION, FILLER, NEXT_LINE, TITLE
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=20)
+    pdf.multi_cell(0, 10, TITLE, **NEXT_LINE)
+    pdf.set_font("helvetica", size=11)
+    for text in ("Abstract", PDF_ABSTRACT, "1 Introduction", FILLER * 4):
+        pdf.multi_cell(0, 6, text, **NEXT_LINE)
+    pdf.add_page()
+    pdf.multi_cell(0, 6, "2 Experiments", **NEXT_LINE)
+    pdf.multi_cell(0, 6, FILLER + BODY_FACT + " " + FILLER, **NEXT_LINE)
+    pdf.output(str(tmp_path / "glimmer.pdf"))
+    bib = tmp_path / "refs.bib"
+    bib.write_text(
+        "@article{q2023, title = {" + TITLE + "},\n"
+        "  author = {Quarrington, Ada and Moravec, Bertil}, year = {2023},\n"
+        "  doi = {10.5555/GLIMMER.2023.017}, journal = {Journal of Sonar},\n"
+        "  abstract = {A different abstract that must not replace the PDF's own.}}\n",
+        encoding="utf-8",
+    )
+    index = PaperIndex(settings)
+    assert ingest_paths(index, [tmp_path / "glimmer.pdf"]).added == 1
+    paper_id = title_id(TITLE)
+    before = index.get_papers([paper_id])[paper_id]
+    assert (before.authors, before.year, before.doi) == ("", 0, "")
+    chunks = index.chunk_count()
+    other = ingest_paths(index, [jsonl(tmp_path / "other.jsonl", "Tidal Flats")])  # not enriched
+    assert other.enriched == 0
+
+    report = ingest_paths(index, [bib])
+    assert (report.added, report.duplicates, report.enriched) == (0, 1, 1)
+    assert "enriched 1 stored paper(s)" in report.summary()
+    after = index.get_papers([paper_id])[paper_id]
+    assert (after.authors, after.year) == ("Ada Quarrington, Bertil Moravec", 2023)
+    assert (after.doi, after.url) == ("10.5555/glimmer.2023.017", "https://doi.org/10.5555/glimmer.2023.017")
+    assert (after.abstract, after.source) == (before.abstract, before.source)  # not blank: kept
+    assert set(index.all_ids()) == {paper_id, "x0"}
+    assert index.chunk_count() == chunks + 1  # the body's chunks stay; only "x0" was added
+    metadata = index.chunks.get(where={"document_id": paper_id}, include=["metadatas"])["metadatas"]
+    assert {m["year"] for m in metadata} == {2023} and any(m.get("kind") == "body" for m in metadata)
+    assert ingest_paths(index, [bib]).enriched == 0  # nothing blank is left to fill
+
+    root = str(settings.index)
+    code, out, _ = main_json(capsys, main, "ask", BODY_QUESTION, "--llm", "extractive", "--index", root)
+    cited = next(s for s in out["sources"] if s["paper_id"] == paper_id)
+    assert (cited["year"], cited["authors"], cited["url"]) == (
+        2023, "Ada Quarrington, Bertil Moravec", "https://doi.org/10.5555/glimmer.2023.017"
+    )
+    assert cited["cited"] and "417 epochs" in out["answer"]  # the body is still answered from
+    code, out, _ = main_json(
+        capsys, main, "retrieve", "echo transformer epochs", "--year", "2023", "--author", "moravec",
+        "--index", root,
+    )  # fmt: skip
+    assert code == 0 and [row["id"] for row in out] == [paper_id]  # lexical filters see them too
+
+
+def main_json(capsys, main, *argv: str):
+    code = main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err

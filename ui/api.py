@@ -93,6 +93,7 @@ class IngestResult(BaseModel):
     duplicates: int
     total_papers: int
     problems: list[str]
+    enriched: int = 0  # papers already stored whose blank metadata the upload filled in
 
 
 def basic_auth(users: Users):
@@ -185,6 +186,7 @@ def build_api(
         return IngestResult(
             added=report.added if report else 0, duplicates=report.duplicates if report else 0,
             total_papers=index.paper_count(), problems=problems,
+            enriched=report.enriched if report else 0,
         )  # fmt: skip
 
     return api
