@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -368,3 +369,51 @@ def test_uploaded_pdf_body_fact_is_cited_with_its_page(page, tmp_path):
         has_text="Glimmerfish Sonar Mapping"
     )
     expect(card.locator(".passage-location").first).to_contain_text("p. 3")
+
+
+def test_open_a_cited_pdf_at_its_page_with_the_passage_highlighted(page, tmp_path):
+    from tests.test_pdf import BODY_QUESTION, TITLE, make_paper_pdf
+
+    open_tab(page, "Corpus")
+    upload = make_paper_pdf(tmp_path / "glimmerfish.pdf")
+    page.locator("#upload input[type=file]").set_input_files(str(upload))
+    page.locator("#ingest").click()
+    expect(page.locator("#ingest-report")).to_contain_text(  # added now, or by the test above
+        re.compile(r"added 1|skipped 1 duplicate"), timeout=120_000
+    )
+    open_tab(page, "Chat")
+    ask(page, BODY_QUESTION)
+    assert turn_citations(page, 0)
+    card = page.locator(".turn-sources[data-turn='0'] .source-card").filter(has_text=TITLE)
+    button = card.get_by_role("button", name="Open PDF at p. 3")
+    viewer, header = page.locator("#pdf-viewer"), page.locator("#pdf-header")
+    expect(viewer).to_be_hidden()
+    button.focus()
+    page.keyboard.press("Enter")  # keyboard-reachable: a focused button, Enter opens
+    expect(viewer).to_be_visible()
+    expect(header).to_contain_text("p. 3 of 3")
+    expect(header).to_contain_text("cited passage highlighted")
+    expect(page.locator("#pdf-page img")).to_have_attribute("alt", f"page 3 of {TITLE}")
+    expect(page.locator("#pdf-page .pdf-highlight").first).to_be_visible()
+    expect(page.locator("#pdf-next")).to_be_focused()  # focus moved into the viewer
+    screenshot(page, "pdf-viewer")
+    page.locator("#pdf-prev").click()
+    expect(header).to_contain_text("p. 2 of 3")
+    expect(header).to_contain_text("the cited passage is on p. 3")
+    expect(page.locator("#pdf-page .pdf-highlight")).to_have_count(0)
+    page.locator("#pdf-next").click()
+    expect(header).to_contain_text("p. 3 of 3")
+    expect(page.locator("#pdf-page .pdf-highlight").first).to_be_visible()
+    number = page.locator("#pdf-page-number input")
+    number.fill("1")
+    number.press("Enter")
+    expect(header).to_contain_text("p. 1 of 3")
+    with page.expect_download() as download:
+        page.locator("#pdf-download").click()
+    assert Path(download.value.path()).read_bytes() == upload.read_bytes()
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    button.click()  # the mouse works too, and the page is the cited one again
+    expect(header).to_contain_text("p. 3 of 3")
+    page.locator("#pdf-close").click()
+    expect(viewer).to_be_hidden()

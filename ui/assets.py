@@ -38,7 +38,6 @@ ul.uncited summary { cursor:pointer; } ul.uncited .source-abstract { margin:.2em
 #sources-panel { max-height: 640px; overflow-y: auto; }
 .turn-sources[hidden] { display:none; }
 /* PDF viewer (ui/pdfview.py): a panel over the chat; the page image is white in both themes */
-.pdf-trigger { display:none !important; }
 .pdf-buttons { margin-top:.4em; display:flex; gap:.4em; flex-wrap:wrap; }
 button.open-pdf { font-size:.8em; padding:.15em .6em; border-radius:.5em; cursor:pointer;
   border:1px solid var(--border-color-primary, #d0d7de); background:var(--button-secondary-background-fill, #f3f4f6);

@@ -135,9 +135,9 @@ class PdfViewer:
         """Copies handed to the download button (Gradio serves files from temp dirs only)."""
 
     def build(self) -> None:
-        # The trigger the source-card buttons drive: rendered, but never shown.
-        self.request = gr.Textbox(elem_id="pdf-request", elem_classes=["pdf-trigger"], show_label=False)
-        self.trigger = gr.Button("open", elem_id="pdf-open", elem_classes=["pdf-trigger"])
+        # The trigger the source-card buttons drive: in the DOM, never shown.
+        self.request = gr.Textbox(elem_id="pdf-request", visible="hidden", show_label=False)
+        self.trigger = gr.Button("open", elem_id="pdf-open", visible="hidden")
         self.target = gr.State(None)
         with gr.Column(visible=False, elem_id="pdf-viewer", elem_classes=["pdf-viewer"]) as panel:
             self.header = gr.HTML("", elem_id="pdf-header")
