@@ -17,8 +17,8 @@ CSS = """
 .source-meta { font-size:.85em; color:var(--body-text-color-subdued, #57606a); }
 .source-abstract { font-size:.9em; margin-top:.3em; }
 /* translucent and inheriting the text colour: readable in light and dark mode */
-.source-abstract mark.evidence { background:rgba(234,179,8,.35); color:inherit; padding:0 .1em;
-  border-radius:2px; }
+.source-abstract mark.evidence, .source-passage mark.evidence { background:rgba(234,179,8,.35);
+  color:inherit; padding:0 .1em; border-radius:2px; }
 .answer-note { font-size:.85em; color:#9a6700; margin-top:.4em; }
 .support-dot { display:inline-block; width:.6em; height:.6em; border-radius:50%; margin-left:.25em;
   vertical-align:middle; }
@@ -31,7 +31,6 @@ CSS = """
 .uncited-flag { font-size:.7em; color:#fff; background:#dc2626; border-radius:.6em;
   padding:0 .4em; margin-left:.25em; }
 .source-passage { font-size:.85em; margin-top:.3em; }
-.source-passage mark.evidence { background:#fef08a; }
 .passage-location { font-weight:600; color:#57606a; }
 ul.uncited { font-size:.9em; padding-left:1.2em; }
 ul.uncited summary { cursor:pointer; } ul.uncited .source-abstract { margin:.2em 0 .5em; }
