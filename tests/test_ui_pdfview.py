@@ -85,3 +85,14 @@ def test_a_moved_file_gives_a_clear_message_and_no_button(answered, tmp_path):
         assert (view, number, download.visible) == ("", None, False)
     finally:
         shutil.move(moved, pdf)
+
+
+def test_a_reopened_conversation_keeps_its_pdf_buttons(answered, tmp_path):
+    from rag.conversations import ANONYMOUS, ConversationStore
+    from ui.history import HistoryPanel
+
+    _, index, result, _ = answered
+    store = ConversationStore.for_index(tmp_path)
+    conversation_id = store.sync(ANONYMOUS, "", [result], {})
+    sources = HistoryPanel(store, index)._open(ANONYMOUS, conversation_id)[1]
+    assert f'data-n="{cited_source(result).n}" data-page="3"' in sources
