@@ -113,7 +113,9 @@ not among them: new text would need new chunks and vectors."""
 def fill_blanks(kept: Paper, other: Paper, fields: Sequence[str] = MERGED_FIELDS) -> Paper:
     """`kept` with its blank `fields` taken from `other` (the same paper from another source)."""
     updates = {
-        name: getattr(other, name) for name in fields if not getattr(kept, name) and getattr(other, name)
+        name: getattr(other, name)
+        for name in fields
+        if not getattr(kept, name) and getattr(other, name)
     }
     return dataclasses.replace(kept, **updates) if updates else kept
 

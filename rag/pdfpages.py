@@ -131,24 +131,10 @@ def _boxes(page, textpage, span: tuple[int, int], size: tuple[int, int]) -> tupl
             )  # page space → bitmap pixels (crop box, /Rotate)
             corners.append((device_x.value, device_y.value))
         (x0, y0), (x1, y1) = corners
-        boxes.append(
-            Box(min(x0, x1) / width, min(y0, y1) / height, max(x0, x1) / width, max(y0, y1) / height)
-        )
+        left, right = sorted((x0 / width, x1 / width))
+        top, bottom = sorted((y0 / height, y1 / height))
+        boxes.append(Box(left, top, right, bottom))
     return tuple(boxes)
-
-
-def page_count(path: Path) -> int:
-    """Pages in the PDF (PdfError when it cannot be opened)."""
-    import pypdfium2 as pdfium
-
-    try:
-        document = pdfium.PdfDocument(str(path))
-    except (pdfium.PdfiumError, OSError, ValueError) as exc:
-        raise PdfError(f"{path}: unreadable PDF ({exc})") from None
-    try:
-        return len(document)
-    finally:
-        document.close()
 
 
 def render_page(path: Path, page: int, quote: str = "", width_px: int = 1000) -> RenderedPage:
@@ -178,9 +164,9 @@ def render_page(path: Path, page: int, quote: str = "", width_px: int = 1000) ->
             if found:
                 start, end, exact = found
                 boxes = _boxes(pdf_page, textpage, (start, end), image.size)
-        return RenderedPage(
-            number, pages, buffer.getvalue(), image.width, image.height, boxes, exact and bool(boxes)
-        )
+        image_bytes = buffer.getvalue()
+        exact = exact and bool(boxes)
+        return RenderedPage(number, pages, image_bytes, image.width, image.height, boxes, exact)
     except pdfium.PdfiumError as exc:
         raise PdfError(f"{path}: unreadable PDF ({exc})") from None
     finally:

@@ -85,7 +85,8 @@ def test_a_hyphenated_line_end_is_still_located(tmp_path):
     pdf.multi_cell(0, 6, "mentation runs in real time on board.", **NEXT_LINE)
     path = tmp_path / "hyphen.pdf"
     pdf.output(str(path))
-    whole = render_page(path, 1, "The glider reconstruction implementation runs in real time on board.")
+    sentence = "The glider reconstruction implementation runs in real time on board."
+    whole = render_page(path, 1, sentence)
     assert whole.exact and len(whole.boxes) == 2  # over both lines
     prefix = render_page(path, 1, "The glider reconstruction implementation runs in simulation.")
     assert not prefix.exact and len(prefix.boxes) == 2

@@ -33,6 +33,9 @@ from rag.render import chat_sources_html, evidence_pages, sentence_supports
 from rag.settings import Settings
 
 REQUEST = re.compile(r"^(\d{1,4}):(\d{1,4}):(\d{1,5})$")
+"""What an "Open PDF" button sends: turn, source number, page. Nothing else is accepted."""
+FOCUS_VIEWER = "() => document.querySelector('#pdf-next')?.focus()"
+"""After opening, keyboard focus goes into the viewer (Tab reaches the other controls)."""
 
 
 def pdf_file(paper: Paper | None) -> Path | None:
@@ -107,7 +110,8 @@ def header_html(target: Target, rendered: RenderedPage | None, problem: str = ""
     """Title, "p. 7 of 15", and whether the cited passage was found on this page."""
     title = f'<span class="pdf-title">[{target.n}] {html.escape(target.title)}</span>'
     if rendered is None:
-        return f'<div class="pdf-head">{title}<div class="pdf-problem">{html.escape(problem)}</div></div>'
+        problem = f'<div class="pdf-problem">{html.escape(problem)}</div>'
+        return f'<div class="pdf-head">{title}{problem}</div>'
     where = f'<span class="pdf-where">p. {rendered.page} of {rendered.pages}</span>'
     if rendered.page != target.cited_page:
         note = f"the cited passage is on p. {target.cited_page}"
@@ -215,7 +219,7 @@ class PdfViewer:
         self.trigger.click(
             self.open, [self.request, turns],
             [self.panel, *shown[:3], self.target, self.download],
-        ).then(None, None, None, js="() => document.querySelector('#pdf-next')?.focus()")  # fmt: skip
+        ).then(None, None, None, js=FOCUS_VIEWER)  # fmt: skip
         self.prev.click(lambda target: self.step(target, -1), self.target, shown)
         self.next.click(lambda target: self.step(target, 1), self.target, shown)
         self.page.submit(self._show, [self.target, self.page], shown)
