@@ -20,13 +20,13 @@ from rag.llm import LLMError
 from rag.local_llm import LocalLLMError
 from rag.questions import question_problem, shorten
 from rag.render import answer_html, chat_sources_html, escape_text, plain_text
-from ui.pdfview import sources_panel
 from rag.settings import Settings
 from ui.assets import COPY_JS
 from ui.export import ExportPanel
 from ui.limits import AnswerGate, Waiting
 from ui.notices import FilterNotice
 from ui.options import OptionsTab, session_options
+from ui.pdfview import sources_panel
 from ui.progress import with_banner
 
 log = logging.getLogger(__name__)
