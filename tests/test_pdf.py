@@ -107,3 +107,10 @@ def test_truncated_pdf_is_one_clear_error(tmp_path, capfd, cut):
     except FormatError as exc:
         assert str(exc).startswith(f"{broken}: unreadable PDF") and "\n" not in str(exc)
     assert capfd.readouterr().err == ""  # no stray library warnings
+
+
+def test_source_is_an_absolute_path_so_the_viewer_finds_it_from_anywhere(tmp_path, monkeypatch):
+    make_paper_pdf(tmp_path / "paper.pdf")
+    monkeypatch.chdir(tmp_path)
+    paper = parse_file(Path("paper.pdf")).papers[0]
+    assert paper.source == str(tmp_path / "paper.pdf")
