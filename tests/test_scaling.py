@@ -1,0 +1,70 @@
+"""Past one machine (issue 13 item 5): several ingest workers fill one `chroma run` server.
+
+Each worker is a real `python -m rag.cli ingest` process embedding through the stub
+endpoint (the bundled model's vectors) and writing to one real Chroma server. Two
+workers share an index directory (one machine: one lock file, one BM25 index); the
+third has its own (another machine: nothing shared but the server). The stub holds
+requests until all workers' requests are in flight at once, so the test fails if a
+worker embeds under a lock another worker waits for.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rag.health import check
+from rag.index import PaperIndex
+from tests.conftest import make_settings
+from tests.embeddings_stub import StubEmbeddings
+from tests.test_index import (  # noqa: F401  (chroma_server is a fixture)
+    assert_every_paper_searchable, chroma_server, run_cli, write_corpus,
+)  # fmt: skip
+
+MACHINES = {"aa": "machine-1", "bb": "machine-1", "cc": "machine-2"}
+"""Worker (file prefix) → its index directory."""
+PAPERS_PER_WORKER = 24
+
+
+def server_env(port: int, stub: StubEmbeddings, key: str) -> dict[str, str]:
+    """What every worker machine sets: the shared server and endpoint, small batches."""
+    return {
+        "RAG_CHROMA_HOST": "127.0.0.1", "RAG_CHROMA_PORT": str(port),
+        "RAG_EMBED_ENDPOINT": stub.base_url, "RAG_EMBED_API_KEY": key,
+        "RAG_EMBED_TIMEOUT_S": "180", "RAG_EMBED_BATCH_SIZE": "8",
+        "RAG_INGEST_BATCH_PAPERS": "8",
+    }  # fmt: skip
+
+
+def test_ingest_workers_fill_one_server_in_parallel(chroma_server, tmp_path):
+    rows: dict[str, list[dict]] = {}
+    with StubEmbeddings(rendezvous=len(MACHINES)) as stub:
+        runs = []
+        for prefix, machine in MACHINES.items():
+            rows[prefix] = write_corpus(tmp_path / f"{prefix}.jsonl", prefix, PAPERS_PER_WORKER)
+            env = server_env(chroma_server, stub, f"key-{prefix}")
+            runs.append(run_cli("ingest", str(tmp_path / f"{prefix}.jsonl"),
+                                "--index", str(tmp_path / machine), **env))  # fmt: skip
+        outputs = [run.communicate(timeout=600) for run in runs]
+        assert [run.returncode for run in runs] == [0] * len(runs), outputs
+        assert stub.max_parallel_keys == len(MACHINES)  # all embedded at the same time
+        everything = [row for prefix in MACHINES for row in rows[prefix]]
+
+        # A third machine (this process, its own directory): BM25 is built from the server
+        # on its first query; dense, BM25 and filtered search find every paper once.
+        settings = make_settings(
+            tmp_path / "reader", chroma_host="127.0.0.1", chroma_port=chroma_server,
+            embed_endpoint=stub.base_url,
+        )  # fmt: skip
+        reader = PaperIndex(settings)
+        assert_every_paper_searchable(reader, everything)
+        assert reader.paper_count() == reader.chunk_count() == len(everything)  # no duplicates
+        assert check(reader) == []
+
+        # The shared directory's BM25 index got both its workers' papers as they wrote.
+        machine_1 = PaperIndex(settings.model_copy(update={"index": tmp_path / "machine-1"}))
+        assert sorted(machine_1.lexical.ids) == sorted(row["id"] for row in rows["aa"] + rows["bb"])
+        # machine-2 has only its own papers until it syncs: `rag check` catches it up, clean.
+        done = run_cli("check", "--json", "--index", str(tmp_path / "machine-2"),
+                       **server_env(chroma_server, stub, "key-check"))  # fmt: skip
+        out, err = done.communicate(timeout=300)
+        assert done.returncode == 0 and json.loads(out)["healthy"] is True, (out, err)
