@@ -137,6 +137,8 @@ class PaperIndex:
         self.embedder_label = embedder_label(settings)
         self._write_depth = 0
         self._told_wait = False  # the waiting message is said once per add/delete call
+        self._own_revision = ""  # the revision our last write left (see _mark_lexical_synced)
+        self._others_wrote = True
         self._refresh_guard = threading.Lock()
         self._system: System | None = None  # this object's own Chroma System (local index)
         self._retired: System | None = None
@@ -217,8 +219,11 @@ class PaperIndex:
                         raise self._busy(timeout)
                 self._write_depth = 1
                 try:
-                    if self.revision() != self._view_revision:
+                    current = self.revision()
+                    if current != self._view_revision:
                         self._connect()
+                    if current != self._own_revision:
+                        self._others_wrote = True
                     self._bump_revision()
                     yield
                 finally:
@@ -306,7 +311,25 @@ class PaperIndex:
         kept = {k: v for k, v in (current or {}).items() if not k.startswith("hnsw:")}
         self.papers.modify(metadata={**kept, "revision": revision})
         self._view_revision = revision  # our own write: our view is current
+        self._own_revision = revision
         return revision
+
+    def _begin_call(self) -> None:
+        """Start of an add/delete call: say "waiting" at most once; note whether the BM25
+        index is in step with Chroma now (no other client has written since it synced)."""
+        self._told_wait = False
+        self._own_revision = self.revision()
+        self._others_wrote = self.lexical.synced_revision() != self._own_revision
+
+    def _mark_lexical_synced(self) -> None:
+        """After our own write reached BM25: record the new revision as synced only when no
+        other client wrote during this call. Another machine's papers never reach this
+        directory's BM25 index (server mode), so claiming the revision would hide them from
+        `sync_with` whenever the paper counts happen to agree; unclaimed, the next query
+        diffs ids and catches up."""
+        revision = self._bump_revision()
+        if not self._others_wrote:
+            self.lexical.mark_synced(revision)
 
     def all_ids(self) -> list[str]:
         """Every paper id (no documents): what the lexical index is synced against."""
@@ -454,7 +477,7 @@ class PaperIndex:
         Embedding (the slow part) runs outside the write lock; each batch is then
         written under it, skipping papers another writer stored in the meantime.
         """
-        self._told_wait = False
+        self._begin_call()
         unique: dict[str, Paper] = {}
         for paper in papers:
             unique.setdefault(paper.id, paper)
@@ -477,17 +500,17 @@ class PaperIndex:
         if added:
             with self.writing():
                 self.lexical.add(added)
-                self.lexical.mark_synced(self._bump_revision())
+                self._mark_lexical_synced()
         return AddResult(added=len(added), duplicates=len(papers) - len(added), notes=notes)
 
     def delete_paper(self, paper_id: str) -> bool:
         """Remove a paper and its chunks; False when it was not indexed."""
-        self._told_wait = False
+        self._begin_call()
         with self.writing():
             if not self.existing_ids([paper_id]):
                 return False
             self.papers.delete(ids=[paper_id])
             self.chunks.delete(where={"document_id": paper_id})
             self.lexical.remove([paper_id])
-            self.lexical.mark_synced(self._bump_revision())
+            self._mark_lexical_synced()
         return True

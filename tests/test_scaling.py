@@ -68,3 +68,27 @@ def test_ingest_workers_fill_one_server_in_parallel(chroma_server, tmp_path):
                        **server_env(chroma_server, stub, "key-check"))  # fmt: skip
         out, err = done.communicate(timeout=300)
         assert done.returncode == 0 and json.loads(out)["healthy"] is True, (out, err)
+
+
+def test_bm25_of_one_machine_catches_up_after_others_add_and_delete(chroma_server, tmp_path):
+    """Machine A's own write must not claim its BM25 index is in step with the server when
+    machine B wrote meanwhile, even when the paper counts happen to agree."""
+    from rag.papers import Paper
+
+    papers = [Paper(f"m{i}", f"Paper {i} on topic{i}", f"Abstract about marker{i}q.")
+              for i in range(5)]  # fmt: skip
+
+    def machine(name: str) -> PaperIndex:
+        return PaperIndex(make_settings(
+            tmp_path / name, chroma_host="127.0.0.1", chroma_port=chroma_server,
+            collection="counts",
+        ))  # fmt: skip
+
+    a, b = machine("a"), machine("b")
+    a.add_papers(papers[:2])  # A's BM25: m0, m1
+    b.add_papers([papers[2]])  # server: m0, m1, m2
+    assert b.delete_paper("m0")  # server: m1, m2
+    a.add_papers([papers[3]])  # server: m1, m2, m3 — A's BM25 m0, m1, m3: same count
+    assert a.lexical.sync_with(a)  # the next query's catch-up still diffs ids
+    assert sorted(a.lexical.ids) == ["m1", "m2", "m3"]
+    assert [pid for pid, _ in a.lexical.search("marker2q", 1)] == ["m2"]
