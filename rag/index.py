@@ -179,9 +179,13 @@ class PaperIndex:
         )
         built_with = (self.chunks.metadata or {}).get("embedder", label)
         if built_with != label:
+            elsewhere = (
+                f"use another collection (setting collection, now '{self.settings.collection}')"
+                if self.settings.chroma_host else "use another --index"
+            )  # fmt: skip
             raise IndexMismatchError(
                 f"index at {self.location} was built with embedder '{built_with}', "
-                f"but '{label}' is configured; use another --index"
+                f"but '{label}' is configured; configure that embedder or {elsewhere}"
             )
         self.__dict__.pop("vector_store", None)
         self._view_revision = self.revision()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from rag.health import check
 from rag.index import PaperIndex
 from tests.conftest import make_settings
@@ -92,3 +94,21 @@ def test_bm25_of_one_machine_catches_up_after_others_add_and_delete(chroma_serve
     assert a.lexical.sync_with(a)  # the next query's catch-up still diffs ids
     assert sorted(a.lexical.ids) == ["m1", "m2", "m3"]
     assert [pid for pid, _ in a.lexical.search("marker2q", 1)] == ["m2"]
+
+
+def test_another_embedder_on_a_shared_collection_is_refused_naming_the_setting(
+    chroma_server, tmp_path
+):
+    """On a server, "another --index" would not help: the message names `collection`."""
+    from rag.index import IndexMismatchError
+
+    shared = {"chroma_host": "127.0.0.1", "chroma_port": chroma_server, "collection": "refuse"}
+    PaperIndex(make_settings(tmp_path / "a", **shared))  # created with the bundled model
+    endpoint = make_settings(tmp_path / "b", embed_endpoint="http://127.0.0.1:9/v1", **shared)
+    with pytest.raises(IndexMismatchError) as refused:
+        PaperIndex(endpoint)
+    assert str(refused.value) == (
+        f"index at chroma://127.0.0.1:{chroma_server} was built with embedder "
+        "'all-MiniLM-L6-v2 (bundled)', but 'all-MiniLM-L6-v2 (endpoint)' is configured; "
+        "configure that embedder or use another collection (setting collection, now 'refuse')"
+    )
