@@ -74,6 +74,24 @@ def chunk_passage(text: str, metadata: dict) -> Passage:
     )
 
 
+def _number_chunks(nodes: Sequence[BaseNode]) -> None:
+    """Give chunks ids derived from their paper ("<paper id>#chunk<n>") instead of random
+    ones, so writing a paper's chunks twice stores them once (Chroma ignores an add of an
+    id it has): two workers on different machines that pass the "already stored?" check
+    for the same paper at the same time cannot leave duplicate chunks. Links between
+    neighbouring chunks are renamed with them."""
+    renamed: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for node in nodes:
+        number = counts[node.ref_doc_id] = counts.get(node.ref_doc_id, -1) + 1
+        renamed[node.node_id] = node.id_ = f"{node.ref_doc_id}#chunk{number}"
+    for node in nodes:
+        for key in (NodeRelationship.PREVIOUS, NodeRelationship.NEXT):
+            link = node.relationships.get(key)
+            if isinstance(link, RelatedNodeInfo) and link.node_id in renamed:
+                link.node_id = renamed[link.node_id]
+
+
 class IndexMismatchError(RuntimeError):
     """The index was built with another embedder than the one configured."""
 
@@ -454,6 +472,7 @@ class PaperIndex:
                         f"{paper_id}: {count:,} chunks, only the first {cap:,} indexed "
                         "(setting max_chunks_per_paper)"
                     )
+        _number_chunks(nodes)
         return IngestionPipeline(transformations=[self.embedder]).run(nodes=nodes)
 
     def _write(self, papers: Sequence[Paper], nodes: Sequence[BaseNode]) -> None:

@@ -112,3 +112,23 @@ def test_another_embedder_on_a_shared_collection_is_refused_naming_the_setting(
         "'all-MiniLM-L6-v2 (bundled)', but 'all-MiniLM-L6-v2 (endpoint)' is configured; "
         "configure that embedder or use another collection (setting collection, now 'refuse')"
     )
+
+
+def test_one_paper_written_by_two_machines_at_once_keeps_one_set_of_chunks(
+    chroma_server, tmp_path
+):
+    """Both machines found the paper absent and embedded it; the second one's chunks land
+    after the first one's whole write (its delete of "orphans" ran before that write)."""
+    from rag.papers import Paper
+
+    long_text = " ".join(f"Sentence {i} about tidal energy and turbines." for i in range(150))
+    paper = Paper("twice", "Tidal turbines", long_text)
+    shared = {"chroma_host": "127.0.0.1", "chroma_port": chroma_server, "collection": "twice"}
+    first = PaperIndex(make_settings(tmp_path / "a", **shared))
+    second = PaperIndex(make_settings(tmp_path / "b", **shared))
+    first_nodes, second_nodes = first._chunk_and_embed([paper]), second._chunk_and_embed([paper])
+    assert len(first_nodes) > 1
+    first._write([paper], first_nodes)
+    second.vector_store.add(second_nodes)
+    stored = first.chunks.get(where={"document_id": "twice"})["ids"]
+    assert sorted(stored) == sorted(f"twice#chunk{n}" for n in range(len(first_nodes)))
