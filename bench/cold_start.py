@@ -9,7 +9,8 @@ next to a bare `python -c pass` and `import rag.settings` in the same run, so a
 number taken on a loaded machine can be read as a ratio. `rag chat` (extractive) is
 started on a free 127.0.0.1 port; phases: launch → HTTP up (/config answers) →
 first answer (one question through the app's API with gradio_client, as a browser
-would ask it) → a second answer (warm, for comparison). Results go to
+would ask it) → a second answer (warm, for comparison), each with the server's CPU
+seconds so far. Results go to
 bench/results/cold_start.json with the load average at start and end.
 """
 
@@ -60,6 +61,12 @@ def help_times(runs: int) -> dict:
     }
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far: robust under load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ask(url: str) -> str:
     """One question through the chat app's API, the way bench/load.py asks (extractive)."""
     from gradio_client import Client
@@ -93,6 +100,7 @@ def chat_phases(index: Path, ingest_bundled: bool) -> dict:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/config", timeout=2).status_code == 200:
                     phases["http_up_s"] = time.perf_counter() - started
+                    phases["cpu_s_at_http_up"] = cpu_s(server.pid)
             except httpx.HTTPError:
                 time.sleep(0.1)
         url = f"http://127.0.0.1:{port}/"
@@ -102,6 +110,7 @@ def chat_phases(index: Path, ingest_bundled: bool) -> dict:
             if "answered by `extractive`" not in status:
                 raise RuntimeError(f"not an answer: {status[:200]!r}")
             phases[name] = time.perf_counter() - asked
+            phases[f"cpu_s_after_{name.removesuffix('_s')}"] = cpu_s(server.pid)
         phases["launch_to_first_answer_s"] = phases["http_up_s"] + phases["first_answer_s"]
         rss = rss_mb(server.pid)
     finally:
