@@ -91,8 +91,9 @@ class RemoteEmbedding(_BatchEmbedding):
 
     Batches of `embed_batch_size` texts per request; the client retries 429, 5xx,
     timeouts and connection errors `embed_max_retries` times with exponential backoff
-    and jitter (embedding is idempotent, so every failure is safe to retry). Vectors are L2-normalised like the local model's,
-    because Chroma searches by cosine and the gates compare dot products.
+    and jitter (embedding is idempotent, so every failure is safe to retry). Vectors
+    are L2-normalised like the local model's, because Chroma searches by cosine and
+    the gates compare dot products.
     """
 
     _client: Any = PrivateAttr()
