@@ -5,7 +5,9 @@ endpoint (the bundled model's vectors) and writing to one real Chroma server. Tw
 workers share an index directory (one machine: one lock file, one BM25 index); the
 third has its own (another machine: nothing shared but the server). The stub holds
 requests until all workers' requests are in flight at once, so the test fails if a
-worker embeds under a lock another worker waits for.
+worker embeds under a lock another worker waits for. The other tests pin down what
+machines sharing one server must get right: BM25 catch-up after another machine's
+writes, the embedder-mismatch message, one paper written by two machines at once.
 """
 
 from __future__ import annotations
