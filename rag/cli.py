@@ -2,6 +2,10 @@
 
 Every failure a user can cause or fix (bad file, missing index, endpoint down)
 ends as one `error: ...` line on stderr and a non-zero exit, never a traceback.
+
+Cold start: `rag --help` (and argument errors) must stay well under 0.5 s, so this
+module imports only what builds the parser; settings (pydantic, httpx) and every
+stage are imported by the command that needs them (docs/BENCHMARKS.md, "Cold start").
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 import rag  # noqa: F401  (pins offline environment before heavy imports)
 from rag.export import EXPORT_FORMATS
 from rag.papers import strip_controls
-from rag.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -144,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace, **extra) -> Settings:
+    from rag.settings import Settings, load_settings
+
     fields = set(Settings.model_fields)
     overrides = {key: value for key, value in vars(args).items() if key in fields}
     return load_settings(getattr(args, "config", None), **overrides, **extra)
@@ -424,6 +431,8 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pydantic import ValidationError
+
     try:
         return COMMANDS[args.command](args)
     except ValidationError as exc:

@@ -18,7 +18,6 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
@@ -57,8 +56,9 @@ def embedder_label(settings: "Settings") -> str:
     they share its label; int8 quantisation changes the vectors, so it is its own embedder.
     """
     if settings.embed_endpoint:
-        host = urlsplit(settings.embed_endpoint).netloc or settings.embed_endpoint
-        return f"{settings.embed_endpoint_model} (endpoint {host})"
+        # Not the host: ingest workers and app replicas reach one embeddings service (or
+        # several replicas of it) under different names, and must share the index.
+        return f"{settings.embed_endpoint_model} (endpoint)"
     name = settings.embed_model
     label = "all-MiniLM-L6-v2 (bundled)" if name == BUNDLED else str(resolve_model_path(name))
     return f"{label} int8" if settings.embed_backend == "onnx-int8" else label
@@ -89,10 +89,11 @@ class _BatchEmbedding(BaseEmbedding):
 class RemoteEmbedding(_BatchEmbedding):
     """Embeddings from an OpenAI-compatible endpoint through the openai client.
 
-    Batches of `embed_batch_size` texts per request; the client retries 429, 5xx
-    and connection errors with exponential backoff (embedding is idempotent, so
-    every failure is safe to retry). Vectors are L2-normalised like the local model's,
-    because Chroma searches by cosine and the gates compare dot products.
+    Batches of `embed_batch_size` texts per request; the client retries 429, 5xx,
+    timeouts and connection errors `embed_max_retries` times with exponential backoff
+    and jitter (embedding is idempotent, so every failure is safe to retry). Vectors
+    are L2-normalised like the local model's, because Chroma searches by cosine and
+    the gates compare dot products.
     """
 
     _client: Any = PrivateAttr()
@@ -267,7 +268,7 @@ def load_embedder(settings: "Settings") -> BaseEmbedding:
         key = settings.embed_api_key.get_secret_value() if settings.embed_api_key else None
         return RemoteEmbedding(
             settings.embed_endpoint, settings.embed_endpoint_model, key,
-            settings.embed_timeout_s, settings.llm_max_retries, settings.embed_batch_size,
+            settings.embed_timeout_s, settings.embed_max_retries, settings.embed_batch_size,
         )  # fmt: skip
     if settings.embed_backend != "torch":
         with _LOADING:

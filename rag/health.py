@@ -7,7 +7,8 @@ Faults, each found by looking at the index as a fresh process sees it:
   fails ("Error finding id"). Two processes writing a local index at once did this.
 - `no-chunks`: a paper record without chunks (dense chunk search cannot find it).
 - `orphan-chunks`: chunks whose paper record was never written (killed ingest).
-- `lexical-drift`: the BM25 index holds other papers than Chroma.
+- `lexical-drift`: the BM25 index holds other papers than Chroma (in server mode, after
+  catching up with the server as any query does).
 - `leftover`: a killed BM25 rebuild's generation directory or staging file, or an
   uploaded file that no paper comes from.
 
@@ -98,6 +99,11 @@ def check(index: PaperIndex) -> list[Problem]:
         problems.append(
             Problem("orphan-chunks", owner or "?", f"{len(owners[owner])} chunk(s) without a paper")
         )
+    if index.settings.chroma_host:
+        # Server mode: this directory's BM25 index is one machine's copy of the shared store,
+        # behind whenever other machines write, caught up by its next query: catch up now,
+        # so only drift that survives a sync is reported.
+        index.lexical.sync_with(index)
     lexical = set(index.lexical.ids)
     if lexical != known:
         problems.append(Problem(

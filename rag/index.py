@@ -76,6 +76,24 @@ def chunk_passage(text: str, metadata: dict) -> Passage:
     )
 
 
+def _number_chunks(nodes: Sequence[BaseNode]) -> None:
+    """Give chunks ids derived from their paper ("<paper id>#chunk<n>") instead of random
+    ones, so writing a paper's chunks twice stores them once (Chroma ignores an add of an
+    id it has): two workers on different machines that pass the "already stored?" check
+    for the same paper at the same time cannot leave duplicate chunks. Links between
+    neighbouring chunks are renamed with them."""
+    renamed: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for node in nodes:
+        number = counts[node.ref_doc_id] = counts.get(node.ref_doc_id, -1) + 1
+        renamed[node.node_id] = node.id_ = f"{node.ref_doc_id}#chunk{number}"
+    for node in nodes:
+        for key in (NodeRelationship.PREVIOUS, NodeRelationship.NEXT):
+            link = node.relationships.get(key)
+            if isinstance(link, RelatedNodeInfo) and link.node_id in renamed:
+                link.node_id = renamed[link.node_id]
+
+
 class IndexMismatchError(RuntimeError):
     """The index was built with another embedder than the one configured."""
 
@@ -139,6 +157,8 @@ class PaperIndex:
         self.embedder_label = embedder_label(settings)
         self._write_depth = 0
         self._told_wait = False  # the waiting message is said once per add/delete call
+        self._own_revision = ""  # the revision our last write left (see _mark_lexical_synced)
+        self._others_wrote = True
         self._refresh_guard = threading.Lock()
         self._system: System | None = None  # this object's own Chroma System (local index)
         self._retired: System | None = None
@@ -179,9 +199,13 @@ class PaperIndex:
         )
         built_with = (self.chunks.metadata or {}).get("embedder", label)
         if built_with != label:
+            elsewhere = (
+                f"use another collection (setting collection, now '{self.settings.collection}')"
+                if self.settings.chroma_host else "use another --index"
+            )  # fmt: skip
             raise IndexMismatchError(
                 f"index at {self.location} was built with embedder '{built_with}', "
-                f"but '{label}' is configured; use another --index"
+                f"but '{label}' is configured; configure that embedder or {elsewhere}"
             )
         self.__dict__.pop("vector_store", None)
         self._view_revision = self.revision()
@@ -219,8 +243,11 @@ class PaperIndex:
                         raise self._busy(timeout)
                 self._write_depth = 1
                 try:
-                    if self.revision() != self._view_revision:
+                    current = self.revision()
+                    if current != self._view_revision:
                         self._connect()
+                    if current != self._own_revision:
+                        self._others_wrote = True
                     self._bump_revision()
                     yield
                 finally:
@@ -308,7 +335,25 @@ class PaperIndex:
         kept = {k: v for k, v in (current or {}).items() if not k.startswith("hnsw:")}
         self.papers.modify(metadata={**kept, "revision": revision})
         self._view_revision = revision  # our own write: our view is current
+        self._own_revision = revision
         return revision
+
+    def _begin_call(self) -> None:
+        """Start of an add/delete call: say "waiting" at most once; note whether the BM25
+        index is in step with Chroma now (no other client has written since it synced)."""
+        self._told_wait = False
+        self._own_revision = self.revision()
+        self._others_wrote = self.lexical.synced_revision() != self._own_revision
+
+    def _mark_lexical_synced(self) -> None:
+        """After our own write reached BM25: record the new revision as synced only when no
+        other client wrote during this call. Another machine's papers never reach this
+        directory's BM25 index (server mode), so claiming the revision would hide them from
+        `sync_with` whenever the paper counts happen to agree; unclaimed, the next query
+        diffs ids and catches up."""
+        revision = self._bump_revision()
+        if not self._others_wrote:
+            self.lexical.mark_synced(revision)
 
     def all_ids(self) -> list[str]:
         """Every paper id (no documents): what the lexical index is synced against."""
@@ -429,6 +474,7 @@ class PaperIndex:
                         f"{paper_id}: {count:,} chunks, only the first {cap:,} indexed "
                         "(setting max_chunks_per_paper)"
                     )
+        _number_chunks(nodes)
         return IngestionPipeline(transformations=[self.embedder]).run(nodes=nodes)
 
     def _write(self, papers: Sequence[Paper], nodes: Sequence[BaseNode]) -> None:
@@ -456,7 +502,7 @@ class PaperIndex:
         Embedding (the slow part) runs outside the write lock; each batch is then
         written under it, skipping papers another writer stored in the meantime.
         """
-        self._told_wait = False
+        self._begin_call()
         unique: dict[str, Paper] = {}
         for paper in papers:
             unique.setdefault(paper.id, paper)
@@ -479,7 +525,7 @@ class PaperIndex:
         if added:
             with self.writing():
                 self.lexical.add(added)
-                self.lexical.mark_synced(self._bump_revision())
+                self._mark_lexical_synced()
         return AddResult(added=len(added), duplicates=len(papers) - len(added), notes=notes)
 
     def enrich_papers(self, papers: Sequence[Paper]) -> list[str]:
@@ -543,12 +589,12 @@ class PaperIndex:
 
     def delete_paper(self, paper_id: str) -> bool:
         """Remove a paper and its chunks; False when it was not indexed."""
-        self._told_wait = False
+        self._begin_call()
         with self.writing():
             if not self.existing_ids([paper_id]):
                 return False
             self.papers.delete(ids=[paper_id])
             self.chunks.delete(where={"document_id": paper_id})
             self.lexical.remove([paper_id])
-            self.lexical.mark_synced(self._bump_revision())
+            self._mark_lexical_synced()
         return True

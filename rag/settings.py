@@ -104,12 +104,14 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL of an OpenAI-compatible embeddings endpoint (TEI, vLLM, Infinity, "
         "Ollama, ...), e.g. http://gpu-box:8080/v1. When set it replaces the local model for "
-        "ingest and queries; the index records it as its embedder, so an index is never "
-        "searched with vectors from another model.",
+        "ingest and queries; the index records it as its embedder (by embed_endpoint_model, "
+        "not by host: replicas and other names of the same server are the same embedder), "
+        "so an index is never searched with vectors from another model.",
     )
     embed_endpoint_model: str = Field(
         default="all-MiniLM-L6-v2",
-        description="Model name sent to the embeddings endpoint (and recorded in the index).",
+        description="Model name sent to the embeddings endpoint and recorded in the index as "
+        "its embedder: serve different weights under different names.",
     )
     embed_api_key: SecretStr | None = Field(
         default=None,
@@ -118,6 +120,15 @@ class Settings(BaseSettings):
     )
     embed_timeout_s: float = Field(
         default=60.0, description="Per-request timeout of the embeddings endpoint (seconds)."
+    )
+    embed_max_retries: int = Field(
+        default=4,
+        ge=0,
+        description="Retries of one embeddings request on 429/5xx, timeouts and connection "
+        "errors (exponential backoff from 0.5 s, capped at 8 s, with 0-25 % jitter; a "
+        "Retry-After up to 120 s is honoured). Embedding is idempotent, so every retry is "
+        "safe; separate from llm_max_retries so a long ingest can ride out a restarting "
+        "embeddings server while answers still fail fast.",
     )
     chunk_size: int = Field(
         default=384,

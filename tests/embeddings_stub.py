@@ -3,25 +3,37 @@
 POST /v1/embeddings answers {"data": [{"index", "embedding"}], "model"} like the real
 API (vectors deliberately left unnormalised, as some servers send them), after
 first returning the scripted HTTP error statuses. Every request is recorded.
+
+`rendezvous=N` proves clients embed in parallel: requests are held until requests
+with N different API keys are in flight at once (once only, at most RENDEZVOUS_WAIT_S);
+`max_parallel_keys` is the most different keys ever seen in flight together.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from rag.embedder import resolve_model_path
 
+RENDEZVOUS_WAIT_S = 60.0
+
 
 class StubEmbeddings:
-    def __init__(self, failures: list[int] | None = None, scale: float = 3.0):
+    def __init__(self, failures: list[int] | None = None, scale: float = 3.0, rendezvous: int = 0):
         from sentence_transformers import SentenceTransformer
 
         self.model = SentenceTransformer(str(resolve_model_path("bundled")), device="cpu")
         self.failures = list(failures or [])
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.rendezvous = rendezvous
+        self.max_parallel_keys = 0
+        self._in_flight: Counter[str] = Counter()
+        self._changed = threading.Condition()
+        self._encoding = threading.Lock()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,7 +48,13 @@ class StubEmbeddings:
                     self._send(stub.failures.pop(0), {"error": {"message": "stub failure"}})
                     return
                 texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                vectors = stub.model.encode(texts, normalize_embeddings=True) * scale
+                key = self.headers.get("Authorization", "")
+                stub._enter(key)
+                try:
+                    with stub._encoding:
+                        vectors = stub.model.encode(texts, normalize_embeddings=True) * scale
+                finally:
+                    stub._leave(key)
                 data = [
                     {"object": "embedding", "index": i, "embedding": vector.tolist()}
                     for i, vector in enumerate(vectors)
@@ -57,6 +75,25 @@ class StubEmbeddings:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _enter(self, key: str) -> None:
+        """Count the request in flight; hold it until the rendezvous is met (bounded)."""
+        with self._changed:
+            self._in_flight[key] += 1
+            self.max_parallel_keys = max(self.max_parallel_keys, len(self._in_flight))
+            self._changed.notify_all()
+            met = self._changed.wait_for(
+                lambda: self.max_parallel_keys >= self.rendezvous, timeout=RENDEZVOUS_WAIT_S
+            )
+            if not met:  # clients are serialised: stop holding requests, the test will fail
+                self.rendezvous = 0
+                self._changed.notify_all()
+
+    def _leave(self, key: str) -> None:
+        with self._changed:
+            self._in_flight[key] -= 1
+            if not self._in_flight[key]:
+                del self._in_flight[key]
 
     def __enter__(self) -> "StubEmbeddings":
         self.thread.start()

@@ -188,3 +188,17 @@ def test_ask_refuses_an_overlong_question_without_echoing_it(capsys, index_dir):
     assert code == 1 and out == ""
     assert err.startswith("error: the question is 20,000 characters long; the limit is 2,000")
     assert len(err) < 300
+
+
+def test_help_needs_no_settings_or_stage_imports():
+    """`rag --help` stays far below 0.5 s (docs/BENCHMARKS.md, "Cold start") because building
+    the parser imports neither the settings (pydantic, httpx) nor any stage; a bad setting
+    is still one error line, reported once a command runs."""
+    heavy = ("pydantic", "rag.settings", "httpx2", "chromadb", "llama_index.core", "torch")
+    code = (f"import sys, rag.cli; rag.cli.build_parser(); "
+            f"print([name for name in {heavy!r} if name in sys.modules])")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    bad = subprocess.run([sys.executable, "-m", "rag.cli", "stats"], capture_output=True,
+                         text=True, env={**os.environ, "RAG_TOP_K": "0"})  # fmt: skip
+    assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr

@@ -56,7 +56,12 @@ def test_remote_endpoint_builds_a_searchable_index_with_the_same_vectors(tmp_pat
         assert float(remote @ local) > 0.999
         hits = retrieve(index, "how many small marsupials live on an island", 1)
         assert hits[0].paper.id == "e2" and hits[0].similarity is not None
-        assert "endpoint 127.0.0.1" in index.embedder_label
+        assert index.embedder_label == "all-MiniLM-L6-v2 (endpoint)"
+        # the same service under another name (a replica, another machine's view of it)
+        # is the same embedder: the index opens and answers
+        other_name = stub.base_url.replace("127.0.0.1", "localhost")
+        again = PaperIndex(settings.model_copy(update={"embed_endpoint": other_name}))
+        assert retrieve(again, "zebrafish regrowth", 1)[0].paper.id == "e1"
     # the index remembers its embedder: the bundled model may not search it
     with pytest.raises(IndexMismatchError, match="built with embedder"):
         PaperIndex(make_settings(tmp_path))
@@ -65,15 +70,31 @@ def test_remote_endpoint_builds_a_searchable_index_with_the_same_vectors(tmp_pat
 def test_remote_endpoint_down_is_one_line(tmp_path):
     with StubEmbeddings() as stub:
         base_url = stub.base_url
-    settings = make_settings(tmp_path, embed_endpoint=base_url, llm_max_retries=0)
+    settings = make_settings(tmp_path, embed_endpoint=base_url, embed_max_retries=0)
     with pytest.raises(EmbedderError, match=f"embeddings endpoint {base_url}"):
         PaperIndex(settings).add_papers(PAPERS)
+
+
+@pytest.mark.parametrize("failures, ok", [(2, True), (3, False)])
+def test_remote_retries_are_bounded_by_embed_max_retries(tmp_path, failures, ok):
+    """503s are retried (with backoff) up to embed_max_retries, then reported in one line
+    naming the endpoint; the LLM's retry setting plays no part."""
+    with StubEmbeddings(failures=[503] * failures) as stub:
+        settings = make_settings(tmp_path, embed_endpoint=stub.base_url, embed_max_retries=2,
+                                 llm_max_retries=0)  # fmt: skip
+        embedder = load_embedder(settings)
+        if ok:
+            assert len(embedder.get_text_embedding("quokka")) == 384
+        else:
+            with pytest.raises(EmbedderError, match=f"embeddings endpoint {stub.base_url}"):
+                embedder.get_text_embedding("quokka")
+        assert len(stub.requests) == 3  # the first try and two retries, never more
 
 
 def test_cli_ingest_with_endpoint_down_has_no_traceback(tmp_path):
     data = tmp_path / "p.jsonl"
     data.write_text('{"id": "x1", "title": "A title", "abstract": "Some abstract text here."}\n')
-    env = {**os.environ, "RAG_INDEX": str(tmp_path / "idx"), "RAG_LLM_MAX_RETRIES": "0",
+    env = {**os.environ, "RAG_INDEX": str(tmp_path / "idx"), "RAG_EMBED_MAX_RETRIES": "0",
            "RAG_EMBED_ENDPOINT": "http://127.0.0.1:9/v1"}  # fmt: skip
     process = subprocess.run(
         [sys.executable, "-m", "rag.cli", "ingest", str(data)],
