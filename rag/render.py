@@ -248,13 +248,24 @@ def sources_html(result: AnswerResult, turn: int = 0, hidden: bool = False) -> s
     return "".join(parts)
 
 
-def chat_sources_html(results: Sequence[AnswerResult]) -> str:
-    """Sources of every turn of a chat; only the latest is visible until a chip selects another."""
+def chat_sources_html(results: Sequence[AnswerResult], first: int = 0) -> str:
+    """Sources of a chat's turns numbered `first` on; only the latest is visible until a chip
+    selects another. A chip of an older turn (a session keeps only its latest turns) shows
+    a note saying where that answer's references are."""
     if not results:
         return '<p class="sources-empty">Sources of the answer appear here.</p>'
-    latest = len(results) - 1
-    return "".join(
-        sources_html(result, turn, hidden=turn != latest) for turn, result in enumerate(results)
+    latest = first + len(results) - 1
+    older = (
+        '<section class="turn-sources" data-turn="older" hidden><p class="sources-older">'
+        f"This page keeps the sources of the latest {len(results)} answers. Earlier answers' "
+        "references are in the saved conversation: use <strong>Export conversation</strong>."
+        "</p></section>"
+        if first
+        else ""
+    )
+    return older + "".join(
+        sources_html(result, turn, hidden=turn != latest)
+        for turn, result in enumerate(results, start=first)
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 from openai_stub import StubLLM
 from pydantic import SecretStr
 
-from ui.chat import ChatTab
+from ui.chat import ChatTab, ChatTurns
 from ui.limits import AnswerGate, Slots, Waiting
 
 QUESTION = "How can quantile regression models be aggregated?"
@@ -64,7 +64,7 @@ def llm_settings(settings, stub, **overrides):
 def timed_answer(tab: ChatTab, values, owner: str, out: dict) -> None:
     started = time.monotonic()
     last = None
-    for last in tab.respond(QUESTION, [], [], *values, owner=owner):
+    for last in tab.respond(QUESTION, [], ChatTurns(), *values, owner=owner):
         pass
     out[owner] = (time.monotonic() - started, last)
 
@@ -87,7 +87,7 @@ def test_a_slow_endpoint_does_not_delay_another_users_extractive_answer(
         assert tab.gate.llm.in_use() == 2  # both LLM slots held by the hung endpoint
         timed_answer(tab, EXTRACTIVE, "b", busy)
         assert busy["b"][0] - alone["b-alone"][0] < 2.0
-        assert busy["b"][1][2] and busy["b"][1][2][0].llm == "extractive"
+        assert busy["b"][1][2].recent and busy["b"][1][2].recent[0].llm == "extractive"
         stub.closing.set()  # the endpoint answers at last; the LLM users finish
         for user in users:
             user.join(timeout=60)
@@ -98,7 +98,7 @@ def test_a_hung_endpoint_is_reported_at_the_first_token_deadline(seed_index, see
     with StubLLM(lambda m: "never", faults=["hang"]) as stub:
         tab = ChatTab(llm_settings(seed_settings, stub, llm_first_token_s=2.0), seed_index)
         started = time.monotonic()
-        updates = list(tab.respond(QUESTION, [], [], *LLM))
+        updates = list(tab.respond(QUESTION, [], ChatTurns(), *LLM))
         elapsed = time.monotonic() - started
     statuses = [update[5] for update in updates]
     assert any(str(status).startswith("waiting for the language model") for status in statuses)
@@ -110,7 +110,7 @@ def test_closing_the_handler_stops_the_llm_call_and_frees_the_slot(seed_index, s
     """What Gradio does on Stop or when the user leaves: close the generator."""
     with StubLLM(lambda m: "word " * 300, word_delay_s=0.05) as stub:
         tab = ChatTab(llm_settings(seed_settings, stub), seed_index)
-        handler = tab.respond(QUESTION, [], [], *LLM)
+        handler = tab.respond(QUESTION, [], ChatTurns(), *LLM)
         for update in handler:
             if update[5] == "writing…":
                 break
@@ -125,6 +125,6 @@ def test_closing_the_handler_stops_the_llm_call_and_frees_the_slot(seed_index, s
 def test_overlong_questions_are_refused_without_echoing_them(seed_index, seed_settings, length):
     question = "why " * (length // 4 + 1)
     tab = ChatTab(seed_settings, seed_index)
-    messages, _, turns, *_ = list(tab.respond(question, [], [], *EXTRACTIVE))[-1]
-    assert turns == [] and "the limit is 2,000" in messages[-1]["content"]
+    messages, _, turns, *_ = list(tab.respond(question, [], ChatTurns(), *EXTRACTIVE))[-1]
+    assert turns == ChatTurns() and "the limit is 2,000" in messages[-1]["content"]
     assert len(messages[0]["content"]) <= 130

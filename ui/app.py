@@ -56,7 +56,9 @@ def build_app(settings: Settings, index: PaperIndex | None = None) -> gr.Blocks:
             with gr.Tab("Settings", id="settings"):
                 options.build()
         chat.wire(options)
-        history = HistoryPanel(ConversationStore.for_index(settings.index))
+        history = HistoryPanel(
+            ConversationStore.for_index(settings.index), settings.ui_session_turns
+        )
         history.build()
         history.wire(app, chat, options)
         corpus.wire(corpus_tab)
