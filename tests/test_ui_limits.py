@@ -6,11 +6,13 @@ import threading
 import time
 
 import pytest
+import torch
 from openai_stub import StubLLM
 from pydantic import SecretStr
 
+from ui.app import share_cores
 from ui.chat import ChatTab, ChatTurns
-from ui.limits import AnswerGate, Slots, Waiting
+from ui.limits import AnswerGate, Slots, Waiting, answer_threads
 
 QUESTION = "How can quantile regression models be aggregated?"
 EXTRACTIVE = (5, "extractive", "", "", "", None, None, "", "", False)
@@ -28,6 +30,45 @@ def test_slots_cap_the_total_and_each_owner():
     slots.release("a")
     waiter.join(timeout=5)
     assert got == [True] and slots.in_use() == 2
+
+
+def test_slots_go_to_waiters_in_the_order_they_came():
+    """A waiter keeps its place across the ticks it wakes for (as AnswerGate's status
+    updates do), so later arrivals never overtake it."""
+    slots = Slots(total=1, per_owner=1)
+    assert slots.try_acquire("holder", 0)
+    served: list[str] = []
+
+    def waiter(name: str) -> None:
+        with slots.queued(name) as wait:
+            for _ in range(2000):  # ~20 s at most
+                if wait(0.01):
+                    break
+        served.append(name)
+        time.sleep(0.02)
+        slots.release(name)
+
+    users = []
+    for name in ("a", "b", "c", "d"):
+        users.append(threading.Thread(target=waiter, args=(name,)))
+        users[-1].start()
+        for _ in range(500):  # until it stands in line
+            if slots.waiting == len(users):
+                break
+            time.sleep(0.01)
+    assert slots.waiting == 4 and not slots.try_acquire("late", 0.05)
+    slots.release("holder")
+    for user in users:
+        user.join(timeout=20)
+    assert served == ["a", "b", "c", "d"] and slots.in_use() == 0 and slots.waiting == 0
+
+
+def test_a_waiter_held_back_by_its_own_limit_does_not_block_the_line():
+    slots = Slots(total=2, per_owner=1)
+    assert slots.try_acquire("a", 0)
+    with slots.queued("a") as wait:  # a's second answer: a already holds its one slot
+        assert not wait(0.01)
+        assert slots.try_acquire("b", 0)  # the free slot goes to b, who is behind a
 
 
 def test_a_wait_for_a_slot_is_shown_with_elapsed_time(seed_settings):
@@ -128,3 +169,17 @@ def test_overlong_questions_are_refused_without_echoing_them(seed_index, seed_se
     messages, _, turns, *_ = list(tab.respond(question, [], ChatTurns(), *EXTRACTIVE))[-1]
     assert turns == ChatTurns() and "the limit is 2,000" in messages[-1]["content"]
     assert len(messages[0]["content"]) <= 130
+
+
+def test_answers_at_once_share_the_cores():
+    assert [answer_threads(2, n) for n in (1, 2, 3)] == [2, 1, 1]
+    assert answer_threads(8, 2) == 4 and answer_threads(1, 0) == 1
+
+
+def test_the_chat_server_sets_each_answers_share_of_the_cores(seed_settings):
+    before = torch.get_num_threads()
+    try:
+        settings = seed_settings.model_copy(update={"ui_concurrency": 64})
+        assert share_cores(settings) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -7,10 +7,12 @@ limits, upload limit, logins) taken from `Settings`.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
 import gradio as gr
+import torch
 
 import rag  # noqa: F401  (offline environment first)
 from rag.conversations import ConversationStore
@@ -25,6 +27,7 @@ from ui.chat import ChatTab
 from ui.corpus import CorpusTab
 from ui.evaluation import EvalTab
 from ui.history import HistoryPanel
+from ui.limits import answer_threads
 from ui.memory import limit_arenas
 from ui.options import OptionsTab
 
@@ -66,12 +69,21 @@ def build_app(settings: Settings, index: PaperIndex | None = None) -> gr.Blocks:
     return app
 
 
+def share_cores(settings: Settings) -> int:
+    """Give each of the `ui_concurrency` answers that run at once its share of the cores
+    (torch's intra-op pool is process-wide); returns the threads set."""
+    threads = answer_threads(os.cpu_count() or 1, settings.ui_concurrency)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def launch(
     settings: Settings, users: Users | None = None, ingest_bundled: bool = True,
     block: bool = True, index: PaperIndex | None = None,
 ) -> gr.Blocks:  # fmt: skip
     """Serve the app; with block=False return at once (tests drive it from a browser)."""
     limit_arenas(settings.ui_malloc_arenas)  # before the worker threads allocate
+    share_cores(settings)
     index = index or PaperIndex(settings)
     if ingest_bundled:
         ensure_corpus(index)
