@@ -1,106 +1,65 @@
-"""Where the chat server's memory goes per answer: the chat handler in-process, traced.
+"""What a chat session holds in the server per answer, with and without the turn bound.
 
-Drives `ui.chat.ChatTab.respond` the way the Gradio server does (each answer
-in a fresh worker thread, one `ChatTurns` state per browser session, the
-questions of bench/answers_dev.jsonl in turn) over an index of the bundled
-corpus, with tracemalloc on after a warm-up. At each checkpoint it records
-the traced Python heap, the server process's RSS and the pickled size of all
-session states, and between the first and last checkpoint the allocation sites
-that grew most:
+Answers `--answers` dev questions (extractive, the bundled corpus) and measures
+each result as the session keeps it (pickled `AnswerResult`) and as Gradio keeps
+it (the sources panel's HTML, which Gradio stores per session as the panel's
+last value). From these it projects one session's state after `--turns` answers
+when every result is kept (before) and when only `ui_session_turns` are:
 
-    python -m bench.chat_memory --sessions 10 --answers 50,200
-    python -m bench.chat_memory --sessions 10 --answers 50,200 --session-turns 100000  # unbounded
+    python -m bench.chat_memory --answers 8 --turns 100
 
-`--session-turns` overrides settings.ui_session_turns (how many full results a
-session keeps); a large value reproduces the unbounded state of before.
-Results go to bench/results/chat-memory-<turns>.json.
+Results go to bench/results/chat-memory.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
+import statistics
 import sys
-import threading
-import tracemalloc
 from pathlib import Path
 
-from bench.load import RESULTS, load_questions, machine, rss_mb
+from bench.load import RESULTS, load_questions, machine
+from rag.answer import Answerer
 from rag.index import PaperIndex
 from rag.ingest import ingest_paths
+from rag.render import chat_sources_html
 from rag.settings import BUNDLED_CORPUS, load_settings
-from ui.chat import ChatTab, ChatTurns
-from ui.memory import limit_arenas
-
-OPTIONS = (5, "extractive", None, "default", "", None, None, "", "", False)
-
-
-def answer_in_thread(tab: ChatTab, question: str, turns: ChatTurns) -> ChatTurns:
-    """One answer as the server runs it: the handler iterated in a new worker thread."""
-    last: list = []
-
-    def run() -> None:
-        for update in tab.respond(question, [], turns, *OPTIONS, owner=f"s{id(turns)}"):
-            last[:] = [update]
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    worker.join(timeout=300)
-    return last[0][2] if last else turns
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=10)
-    parser.add_argument("--answers", default="50,200", help="checkpoints (answers in total)")
-    parser.add_argument("--warmup", type=int, default=10, help="answers before tracing starts")
-    parser.add_argument("--session-turns", type=int, help="override settings.ui_session_turns")
+    parser.add_argument("--answers", type=int, default=8)
+    parser.add_argument("--turns", type=int, default=100, help="answers in one long chat")
     parser.add_argument("--index", type=Path, default=Path("/tmp/rag-load-index"))
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, default=RESULTS / "chat-memory.json")
     args = parser.parse_args(argv)
-    overrides = {"ui_session_turns": args.session_turns} if args.session_turns else {}
-    settings = load_settings(index=args.index, llm="extractive", **overrides)
-    limit_arenas(settings.ui_malloc_arenas)  # as `rag chat` does
+    settings = load_settings(index=args.index, llm="extractive")
     index = PaperIndex(settings)
     if index.paper_count() == 0:
         ingest_paths(index, [BUNDLED_CORPUS])
-    questions = load_questions()
-    tab = ChatTab(settings, index)
-    for number in range(args.warmup):  # embedder and caches loaded, in a throwaway session
-        answer_in_thread(tab, questions[number % len(questions)], ChatTurns())
-    sessions = [ChatTurns() for _ in range(args.sessions)]
-    checkpoints = [int(mark) for mark in args.answers.split(",")]
-    tracemalloc.start(8)
-    marks, snapshots, given = {}, [], 0
-    for mark in checkpoints:
-        while given < mark:
-            session = given % args.sessions
-            sessions[session] = answer_in_thread(
-                tab, questions[given % len(questions)], sessions[session]
-            )
-            given += 1
-        traced, _ = tracemalloc.get_traced_memory()
-        marks[str(mark)] = {
-            "traced_mb": round(traced / 2**20, 1), "rss_mb": round(rss_mb(os.getpid()), 1),
-            "session_state_kb": round(sum(len(pickle.dumps(s)) for s in sessions) / 1024, 1),
-            "turns_kept": sum(len(s.recent) for s in sessions),
-        }  # fmt: skip
-        snapshots.append(tracemalloc.take_snapshot())
-        print(f"after {mark} answers: {marks[str(mark)]}", file=sys.stderr, flush=True)
-    grown = snapshots[-1].compare_to(snapshots[0], "lineno")[:12]
-    result = {
-        "session_turns": settings.ui_session_turns, "sessions": args.sessions, "at": marks,
-        "top_growth": [{"where": str(stat.traceback[0]), "kb": round(stat.size_diff / 1024, 1),
-                        "blocks": stat.count_diff} for stat in grown],  # fmt: skip
+    answerer = Answerer(index, settings)
+    results = [answerer.ask(question) for question in load_questions()[: args.answers]]
+    result_kb = statistics.fmean(len(pickle.dumps(result)) for result in results) / 1024
+    panel_kb = statistics.fmean(len(chat_sources_html([r]).encode()) for r in results) / 1024
+    keep = settings.ui_session_turns
+    chat = (results * (args.turns // len(results) + 1))[: args.turns]
+    panel_all = len(chat_sources_html(chat).encode()) / 1024
+    panel_kept = len(chat_sources_html(chat[-keep:], len(chat) - keep).encode()) / 1024
+    outcome = {
+        "per_answer_kb": {"result_pickled": round(result_kb, 1), "sources_html": round(panel_kb, 1)},
+        "session_after_turns": args.turns,
+        "every_result_kept_kb": {"results": round(result_kb * args.turns, 1),
+                                 "sources_panel": round(panel_all, 1)},  # fmt: skip
+        f"latest_{keep}_kept_kb": {"results": round(result_kb * keep, 1),
+                                   "sources_panel": round(panel_kept, 1)},  # fmt: skip
         "machine": machine(),
         "command": "python -m bench.chat_memory " + " ".join(argv or sys.argv[1:]),
     }
-    out = args.out or RESULTS / f"chat-memory-{settings.ui_session_turns}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    args.out.write_text(json.dumps(outcome, indent=2) + "\n")
+    print(json.dumps(outcome, indent=2))
+    return outcome
 
 
 if __name__ == "__main__":

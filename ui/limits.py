@@ -57,7 +57,7 @@ class Slots:
     A waiter keeps its place in line while it wakes every tick to report its wait
     (`queued`); before, each tick re-entered the race for a slot, so under load a
     newcomer could overtake an old waiter again and again (10 closed-loop users: slot
-    wait p50 35 s but p95 168 s; docs/BENCHMARKS.md, "UI under load")."""
+    wait p50 25 s but p95 126 s; docs/BENCHMARKS.md, "UI under load")."""
 
     def __init__(self, total: int, per_owner: int):
         self.total, self.per_owner = max(1, total), max(1, per_owner)
