@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
     panel_all = len(chat_sources_html(chat).encode()) / 1024
     panel_kept = len(chat_sources_html(chat[-keep:], len(chat) - keep).encode()) / 1024
     outcome = {
-        "per_answer_kb": {"result_pickled": round(result_kb, 1), "sources_html": round(panel_kb, 1)},
+        "per_answer_kb": {"result_pickled": round(result_kb, 1),
+                          "sources_html": round(panel_kb, 1)},  # fmt: skip
         "session_after_turns": args.turns,
         "every_result_kept_kb": {"results": round(result_kb * args.turns, 1),
                                  "sources_panel": round(panel_all, 1)},  # fmt: skip

@@ -121,7 +121,12 @@ class Users:
     def _user(self, number: int) -> None:
         from gradio_client import Client
 
-        client = Client(self.url, verbose=False)
+        try:
+            client = Client(self.url, verbose=False)
+        except Exception as exc:  # an overloaded server: counted, not a silently dead user
+            with self.lock:
+                self.errors.append(f"connect: {type(exc).__name__}: {exc}"[:200])
+            return
         rng = random.Random(self.seed * 1000 + number)
         turn = number
         while not self.stop.is_set():

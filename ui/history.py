@@ -130,7 +130,9 @@ class HistoryPanel:
 
     def saved_turns(self, conversation_id: str, request: gr.Request) -> list[AnswerResult]:
         """Every stored turn of the user's conversation (none when it is not theirs)."""
-        conversation = self.store.load(user_of(request), conversation_id) if conversation_id else None
+        if not conversation_id:
+            return []
+        conversation = self.store.load(user_of(request), conversation_id)
         return conversation.turns if conversation else []
 
     def search_list(self, query: str, current: str, request: gr.Request):
