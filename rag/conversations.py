@@ -145,20 +145,20 @@ class ConversationStore:
 
     def sync(
         self, user: str, conversation_id: str | None, turns: list[AnswerResult],
-        settings: dict[str, Any],
+        settings: dict[str, Any], first: int = 0,
     ) -> str:  # fmt: skip
         """Store the turns of a chat that the database does not have yet; returns the id.
 
-        The chat's turns extend the stored conversation (a reopened chat that went on).
-        A conversation that is missing, not this user's, or longer than the chat (the
-        chat was cleared) is not touched: a new one is started, titled by the first question.
+        `turns` are the chat's turns from number `first` on (a UI session keeps only its
+        latest ones; the earlier ones were stored when they were answered). They extend
+        the stored conversation (a reopened chat that went on). A conversation that is
+        missing, not this user's, or longer than the chat (the chat was cleared) is not
+        touched: a new one is started, titled by the first question given.
         """
-        stored = self.load(user, conversation_id) if conversation_id else None
-        if stored is None or len(stored.turns) > len(turns):
-            conversation_id, done = self.create(user, turns[0].question), 0
-        else:
-            done = len(stored.turns)
-        for turn in turns[done:]:
+        stored = self.turn_count(user, conversation_id) if conversation_id else None
+        if stored is None or stored > first + len(turns):
+            conversation_id, stored = self.create(user, turns[0].question), first
+        for turn in turns[max(0, stored - first) :]:
             self.append(user, conversation_id, turn, settings)
         return conversation_id
 
@@ -187,6 +187,24 @@ class ConversationStore:
             "SELECT 1 FROM conversations WHERE id = ? AND user = ?", (conversation_id, user)
         ).fetchone()
         return row is not None
+
+    def turn_count(self, user: str, conversation_id: str) -> int | None:
+        """How many turns the conversation has (None when it is not this user's): a
+        count, not a load, because every answer in the UI asks it."""
+        with self._connect() as db:
+            if not self._owns(db, user, conversation_id):
+                return None
+            return db.execute(
+                "SELECT COUNT(*) FROM turns WHERE conversation_id = ?", (conversation_id,)
+            ).fetchone()[0]
+
+    def title(self, user: str, conversation_id: str) -> str | None:
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT title FROM conversations WHERE id = ? AND user = ?",
+                (conversation_id, user),
+            ).fetchone()
+        return row[0] if row else None
 
     def list(self, user: str, query: str = "", limit: int = 200) -> list[ConversationSummary]:
         """The user's conversations, latest first; `query` matches titles, questions and

@@ -287,15 +287,27 @@ def sources_html(
     return "".join(parts)
 
 
-def chat_sources_html(results: Sequence[AnswerResult], pdfs: Collection[str] = ()) -> str:
-    """Sources of every turn of a chat; only the latest is visible until a chip selects another.
-
-    `pdfs`: ids of the papers that can be opened as PDFs (see ui/pdfview.py)."""
+def chat_sources_html(
+    results: Sequence[AnswerResult], first: int = 0, pdfs: Collection[str] = ()
+) -> str:
+    """Sources of a chat's turns numbered `first` on; only the latest is visible until a chip
+    selects another. A chip of an older turn (a session keeps only its latest turns) shows
+    a note saying where that answer's references are. `pdfs`: ids of the papers that can be
+    opened as PDFs (see ui/pdfview.py)."""
     if not results:
         return '<p class="sources-empty">Sources of the answer appear here.</p>'
-    latest = len(results) - 1
-    return "".join(
-        sources_html(result, turn, turn != latest, pdfs) for turn, result in enumerate(results)
+    latest = first + len(results) - 1
+    older = (
+        '<section class="turn-sources" data-turn="older" hidden><p class="sources-older">'
+        f"This page keeps the sources of the latest {len(results)} answers. Earlier answers' "
+        "references are in the saved conversation: use <strong>Export conversation</strong>."
+        "</p></section>"
+        if first
+        else ""
+    )
+    return older + "".join(
+        sources_html(result, turn, turn != latest, pdfs)
+        for turn, result in enumerate(results, start=first)
     )
 
 

@@ -553,6 +553,21 @@ class Settings(BaseSettings):
         description="Browser sessions whose state (chat turns) the chat server keeps; the "
         "least recently used beyond this are dropped, so memory does not grow with visitors.",
     )
+    ui_session_turns: int = Field(
+        default=10,
+        description="Answers whose full results (sources with abstracts, sentences) a chat "
+        "session keeps in server memory: the latest ones, which the sources panel shows and "
+        "follow-ups draw on. The chat itself shows every answer, and every turn is saved in "
+        "the conversation store (exports read it), so a long chat no longer grows the "
+        "server's memory (docs/RELIABILITY.md, 'Memory grows under load').",
+    )
+    ui_answer_log: Path | None = Field(
+        default=None,
+        description="Append one JSON line per chat answer to this file: its browser session, "
+        "when the handler started, when the answer's result arrived and when it was sent, and "
+        "the answer's own timings_ms. Off by default; bench/load.py turns it on to split each "
+        "answer's latency into queue, slot wait, answer stages and sending.",
+    )
     max_question_chars: int = Field(
         default=2000,
         description="Longest question accepted (characters); longer ones are refused with a "

@@ -56,6 +56,20 @@ def test_a_cleared_chat_starts_a_new_conversation(store):
     assert fresh != long and [len(store.load("u", c).turns) for c in (long, fresh)] == [2, 1]
 
 
+def test_a_sessions_latest_turns_extend_the_stored_conversation(store):
+    """A UI session keeps only its latest turns: `first` says which turn they start at,
+    so the stored conversation still gets every turn once, in order."""
+    turns = [result(f"question {n}?") for n in range(5)]
+    cid = store.sync("u", None, turns[:2], {})
+    assert store.sync("u", cid, turns[1:3], {}, first=1) == cid  # turn 1 already stored
+    assert store.sync("u", cid, turns[3:5], {}, first=3) == cid
+    assert [t.question for t in store.load("u", cid).turns] == [t.question for t in turns]
+    assert store.turn_count("u", cid) == 5 and store.title("u", cid) == "question 0?"
+    assert store.turn_count("bob", cid) is None and store.title("bob", cid) is None
+    fresh = store.sync("u", cid, turns[:1], {})  # a cleared chat (shorter than stored): new
+    assert fresh != cid and store.turn_count("u", fresh) == 1
+
+
 def test_search_rename_delete_and_latest_first(store):
     first = store.sync("u", None, [result("Glacier retreat radar?", "Radar [1].")], {})
     second = store.sync("u", None, [result("Coral bleaching?", "Heat stress 100% [1].")], {})

@@ -150,6 +150,46 @@ def test_follow_up_keeps_each_turns_sources_reachable(page):
     expect(page.locator("#sources-panel")).to_contain_text("Sources of the answer appear here")
 
 
+@pytest.fixture(scope="module")
+def short_memory_url(seed_index, seed_settings, tmp_path_factory):
+    """An app whose sessions keep one full result: a second answer drops the first's."""
+    from rag.index import PaperIndex
+    from ui.app import launch
+
+    root = tmp_path_factory.mktemp("ui-short-memory")
+    shutil.copytree(seed_settings.index, root / "index")
+    settings = make_settings(
+        root, llm="extractive", host="127.0.0.1", port=free_port(), ui_session_turns=1
+    )
+    app = launch(settings, ingest_bundled=False, block=False, index=PaperIndex(settings))
+    yield f"http://127.0.0.1:{settings.port}/"
+    app.close()
+
+
+def test_a_chip_of_an_answer_the_session_no_longer_keeps_points_to_the_export(
+    browser, short_memory_url
+):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(short_memory_url)
+    try:
+        ask(page, QUESTION)
+        expect(page.locator("#chat a.cite-chip[data-turn='0']").first).to_be_visible()
+        ask(page, "Which papers propose datasets for scene text recognition in Indian languages?")
+        expect(page.locator("#chat a.cite-chip[data-turn='1']").first).to_be_visible()
+        expect(page.locator(".turn-sources[data-turn='0']")).to_have_count(0)
+        page.locator("#chat a.cite-chip[data-turn='0']").first.click()  # still in the chat
+        expect(page.locator(".turn-sources[data-turn='older']")).to_be_visible()
+        expect(page.locator(".turn-sources[data-turn='older']")).to_contain_text(
+            "Export conversation"
+        )
+        page.locator("#chat a.cite-chip[data-turn='1']").first.click()
+        expect(page.locator(".turn-sources[data-turn='1']")).to_be_visible()
+        expect(page.locator(".turn-sources[data-turn='older']")).to_be_hidden()
+    finally:
+        context.close()
+
+
 class StubLLM(BaseHTTPRequestHandler):
     """OpenAI-compatible streaming endpoint that holds its last delta until the test releases it."""
 

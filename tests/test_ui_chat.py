@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import socket
 
 import pytest
@@ -9,7 +10,7 @@ from openai_stub import StubLLM
 from pydantic import SecretStr
 
 from rag.answer import Answerer
-from ui.chat import EMPTY_CORPUS, ChatTab
+from ui.chat import EMPTY_CORPUS, ChatTab, ChatTurns
 from ui.options import session_options
 
 QUESTION = "How can quantile regression models be aggregated?"
@@ -21,22 +22,40 @@ def options(llm: str = "extractive", endpoint: str = ""):
 
 def final(tab: ChatTab, message: str, messages=None, turns=None, values=None):
     """Run one question through the handler; return its last update."""
-    return list(tab.respond(message, messages or [], turns or [], *(values or options())))[-1]
+    turns = turns if turns is not None else ChatTurns()
+    return list(tab.respond(message, messages or [], turns, *(values or options())))[-1]
 
 
 def test_answers_accumulate_turns_and_number_chips_by_turn(seed_index, seed_settings):
     tab = ChatTab(seed_settings, seed_index)
     messages, sources, turns, prompt, copy, status = final(tab, QUESTION)
-    assert len(turns) == 1 and 'data-turn="0"' in messages[-1]["content"]
+    assert turns.count == 1 and 'data-turn="0"' in messages[-1]["content"]
     assert "cite-chip" in messages[-1]["content"] and 'id="src-0-1"' in sources
-    assert copy.startswith(turns[0].answer.strip()[:30]) and "References" in copy
+    assert copy.startswith(turns.recent[0].answer.strip()[:30]) and "References" in copy
     assert status.startswith("answered by `extractive`")
     messages, sources, turns, *_ = final(
         tab, "And which uses conformal calibration?", messages, turns
     )
-    assert len(turns) == 2 and len(messages) == 4
+    assert turns.count == 2 and len(messages) == 4
     assert 'data-turn="1"' in messages[-1]["content"]
     assert '<section class="turn-sources" data-turn="0" hidden>' in sources
+
+
+def test_a_long_chat_keeps_a_bounded_session_state(seed_index, seed_settings):
+    """The session keeps `ui_session_turns` full results however long the chat runs;
+    turn numbers (chips, source cards) and the chat itself go on."""
+    tab = ChatTab(seed_settings.model_copy(update={"ui_session_turns": 2}), seed_index)
+    messages, turns, sizes = [], ChatTurns(), []
+    for _ in range(6):  # one question again and again: every result has the same size
+        messages, sources, turns, *_ = final(tab, QUESTION, messages, turns)
+        sizes.append(len(pickle.dumps(turns)))
+    assert sizes[1] > 1.8 * sizes[0]  # one result is what the state's size is made of
+    assert max(sizes[2:]) < 1.05 * sizes[1]  # ... and it stays at two
+    assert (turns.count, len(turns.recent), turns.first) == (6, 2, 4)
+    assert len(messages) == 12 and 'data-turn="5"' in messages[-1]["content"]
+    assert 'data-turn="0"' in messages[1]["content"]  # what the user saw stays
+    assert 'id="src-4-1"' in sources and 'id="src-5-1"' in sources and "src-3-" not in sources
+    assert '<section class="turn-sources" data-turn="older" hidden>' in sources
 
 
 def test_earlier_turns_are_passed_as_history(seed_index, seed_settings, monkeypatch):
@@ -51,7 +70,7 @@ def test_earlier_turns_are_passed_as_history(seed_index, seed_settings, monkeypa
     tab = ChatTab(seed_settings, seed_index)
     messages, _, turns, *_ = final(tab, QUESTION)
     final(tab, "Which of them is cheapest?", messages, turns)
-    assert seen == [[], [turns[0]]]
+    assert seen == [[], [turns.recent[0]]]
 
 
 def test_filters_from_settings_reach_the_answerer(seed_index, seed_settings, monkeypatch):
@@ -62,7 +81,7 @@ def test_filters_from_settings_reach_the_answerer(seed_index, seed_settings, mon
         lambda self, q, h=None, f=None: seen.append((self.settings.top_k, f)) or iter(()),
     )
     tab = ChatTab(seed_settings, seed_index)
-    list(tab.respond(QUESTION, [], [], 3, "extractive", "", "", "", 2020, 0, "Lee", "cs.LG", False))
+    list(tab.respond(QUESTION, [], ChatTurns(), 3, "extractive", "", "", "", 2020, 0, "Lee", "cs.LG", False))
     ((top_k, filters),) = seen
     assert top_k == 3
     assert (filters.year_min, filters.year_max) == (2020, None)
@@ -85,7 +104,7 @@ def test_llm_down_is_a_friendly_message(seed_index, seed_settings):
     tab = ChatTab(settings, seed_index)
     messages, _, turns, *_ = final(tab, QUESTION, values=options("openai"))
     assert "language model is not available" in messages[-1]["content"]
-    assert "cannot reach LLM endpoint" in messages[-1]["content"] and turns == []
+    assert "cannot reach LLM endpoint" in messages[-1]["content"] and turns == ChatTurns()
 
 
 def test_unexpected_failure_is_reported_and_the_handler_ends(
@@ -96,20 +115,20 @@ def test_unexpected_failure_is_reported_and_the_handler_ends(
 
     monkeypatch.setattr(Answerer, "stream", broken)
     messages, _, turns, *_ = final(ChatTab(seed_settings, seed_index), QUESTION)
-    assert "RuntimeError: disk on fire" in messages[-1]["content"] and turns == []
+    assert "RuntimeError: disk on fire" in messages[-1]["content"] and turns == ChatTurns()
 
 
 @pytest.mark.parametrize("blank", ["", "   "])
 def test_blank_question_adds_nothing(seed_index, seed_settings, blank):
     messages, _, turns, *_ = final(ChatTab(seed_settings, seed_index), blank)
-    assert messages == [] and turns == []
+    assert messages == [] and turns == ChatTurns()
 
 
 def test_a_filter_excluding_every_paper_leaves_no_sources(seed_index, seed_settings):
     tab = ChatTab(seed_settings, seed_index)
     values = (5, "extractive", "", "", "", 2100, None, "", "", False)
     messages, sources, turns, *_ = final(tab, QUESTION, values=values)
-    assert turns[0].sources == [] and turns[0].abstained
+    assert turns.recent[0].sources == [] and turns.recent[0].abstained
     assert "cite-chip" not in messages[-1]["content"] and "No sources cited" in sources
 
 
@@ -143,6 +162,6 @@ def test_a_cut_answer_shows_the_incomplete_banner(seed_index, seed_settings):
         messages, _, turns, _, _, status = final(
             ChatTab(settings, seed_index), QUESTION, values=options("openai")
         )
-    assert turns and not turns[0].complete
+    assert turns.count == 1 and not turns.recent[0].complete
     assert messages[-1]["content"].startswith('<div class="answer-incomplete" role="alert"')
     assert "incomplete" in status

@@ -7,10 +7,12 @@ limits, upload limit, logins) taken from `Settings`.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
 import gradio as gr
+import torch
 
 import rag  # noqa: F401  (offline environment first)
 from rag.conversations import ConversationStore
@@ -25,6 +27,7 @@ from ui.chat import ChatTab
 from ui.corpus import CorpusTab
 from ui.evaluation import EvalTab
 from ui.history import HistoryPanel
+from ui.limits import answer_threads
 from ui.memory import limit_arenas
 from ui.options import OptionsTab
 from ui.pdfview import PdfViewer
@@ -60,12 +63,22 @@ def build_app(settings: Settings, index: PaperIndex | None = None) -> gr.Blocks:
                 options.build()
         chat.wire(options)
         viewer.wire(chat.turns)
-        history = HistoryPanel(ConversationStore.for_index(settings.index), index)
+        history = HistoryPanel(
+            ConversationStore.for_index(settings.index), settings.ui_session_turns, index
+        )
         history.build()
         history.wire(app, chat, options)
         corpus.wire(corpus_tab)
         evaluation.wire(options)
     return app
+
+
+def share_cores(settings: Settings) -> int:
+    """Give each of the `ui_concurrency` answers that run at once its share of the cores
+    (torch's intra-op pool is process-wide); returns the threads set."""
+    threads = answer_threads(os.cpu_count() or 1, settings.ui_concurrency)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def launch(
@@ -74,6 +87,7 @@ def launch(
 ) -> gr.Blocks:  # fmt: skip
     """Serve the app; with block=False return at once (tests drive it from a browser)."""
     limit_arenas(settings.ui_malloc_arenas)  # before the worker threads allocate
+    share_cores(settings)
     index = index or PaperIndex(settings)
     if ingest_bundled:
         ensure_corpus(index)

@@ -60,8 +60,12 @@ HEAD = """
 <script>
 (() => {
   function showSource(turn, n) {
-    document.querySelectorAll('.turn-sources').forEach((section) => {
-      section.hidden = section.dataset.turn !== turn;
+    const sections = document.querySelectorAll('.turn-sources');
+    // a turn the page no longer keeps sources for shows the "older" note instead
+    const kept = Array.from(sections).some((section) => section.dataset.turn === turn);
+    const shown = kept ? turn : 'older';
+    sections.forEach((section) => {
+      section.hidden = section.dataset.turn !== shown;
     });
     const card = document.getElementById(`src-${turn}-${n}`);
     if (!card) return;

@@ -1,15 +1,20 @@
 """The Chat tab: streamed, cited answers, a sources panel, multi-turn follow-ups.
 
-Each browser session keeps its own turns (gr.State); every question is
-answered with that session's options and the earlier turns as history. Any
-failure becomes a friendly message in the chat: the app keeps serving.
+Each browser session keeps its latest turns (gr.State, a `ChatTurns`); every
+question is answered with that session's options and those turns as history.
+Any failure becomes a friendly message in the chat: the app keeps serving.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
@@ -37,6 +42,42 @@ EXAMPLES = [
     "How can quantile regression models be aggregated?",
 ]
 EMPTY_CORPUS = "The corpus is empty: add papers in the **Corpus** tab first."
+_LOG_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ChatTurns:
+    """A chat's answered turns as its session keeps them: only the latest full results.
+
+    Each full result carries its sources' abstracts and sentences; a session that kept
+    them all grew the server by every answer of every long chat (docs/RELIABILITY.md).
+    `count` numbers every turn of the chat, so chip and source-card ids stay stable when
+    old results are dropped; the dropped turns live on in the chat's messages and in the
+    conversation store.
+    """
+
+    recent: tuple[AnswerResult, ...] = ()
+    count: int = 0  # turns answered in this chat, including those no longer kept
+
+    @property
+    def first(self) -> int:
+        """The number of the oldest turn kept."""
+        return self.count - len(self.recent)
+
+    def add(self, result: AnswerResult, keep: int) -> ChatTurns:
+        return ChatTurns((*self.recent, result)[-max(1, keep) :], self.count + 1)
+
+    @classmethod
+    def of(cls, results: Sequence[AnswerResult], keep: int) -> ChatTurns:
+        """A reopened conversation: its latest `keep` results, numbered as saved."""
+        return cls(tuple(results[-max(1, keep) :]), len(results))
+
+
+def log_answer(path: Path, record: dict) -> None:
+    """One JSON line per answer (settings.ui_answer_log): where its time went."""
+    line = json.dumps(record) + "\n"
+    with _LOG_LOCK, open(path, "a", encoding="utf-8") as out:
+        out.write(line)
 
 
 def llm_down_message(exc: Exception) -> str:
@@ -93,7 +134,7 @@ class ChatTab:
                 self.prompt_box = prompt_box
             with gr.Column(scale=2):
                 self.sources = gr.HTML(chat_sources_html([]), elem_id="sources-panel")
-        self.turns = gr.State([])
+        self.turns = gr.State(ChatTurns())
 
     def wire(self, options: OptionsTab) -> None:
         outputs = [self.chatbot, self.sources, self.turns, self.prompt, self.copy_text, self.status]
@@ -107,11 +148,13 @@ class ChatTab:
         )  # fmt: skip
         self.stop.click(None, None, None, cancels=[self.answered], queue=False)
         self.new_chat.click(
-            lambda: ([], chat_sources_html([]), [], None, "", ""), None, outputs, queue=False
+            lambda: ([], chat_sources_html([]), ChatTurns(), None, "", ""), None, outputs,
+            queue=False,
+        )  # fmt: skip
+        self.chatbot.clear(
+            lambda: ([], chat_sources_html([]), ChatTurns(), None, "", ""), None, outputs
         )
-        self.chatbot.clear(lambda: ([], chat_sources_html([]), [], None, "", ""), None, outputs)
         self.copy.click(None, [self.copy_text], None, js=COPY_JS)
-        self.export.wire(self.turns)
         self.filter_notice.wire(options)
         options.show_prompt.change(
             lambda show: gr.Accordion(visible=show), options.show_prompt, self.prompt_box,
@@ -119,17 +162,20 @@ class ChatTab:
         )  # fmt: skip
 
     def respond_event(
-        self, request: gr.Request, message: str, messages: list, turns: list, *values
+        self, request: gr.Request, message: str, messages: list, turns: ChatTurns, *values
     ) -> Iterator:
         """`respond` for Gradio, which passes the request: its user or session owns the slot."""
         owner = request.username or request.session_hash or "anonymous"
-        yield from self.respond(message, messages, turns, *values, owner=owner)
+        yield from self.respond(
+            message, messages, turns, *values, owner=owner, session=request.session_hash or ""
+        )
 
     def respond(
-        self, message: str, messages: list, turns: list[AnswerResult], *values,
-        owner: str = "anonymous",
+        self, message: str, messages: list, turns: ChatTurns, *values,
+        owner: str = "anonymous", session: str = "",
     ) -> Iterator:  # fmt: skip
         """Stream one answer: text deltas first, then the rendered answer with its sources."""
+        started = time.time()
         options = session_options(*values)
         messages = list(messages or [])
         message = (message or "").strip()
@@ -148,7 +194,7 @@ class ChatTab:
             messages[-1]["content"] = EMPTY_CORPUS
             yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
             return
-        history = list(turns)  # full results: a follow-up carries their cited papers over
+        history = list(turns.recent)  # full results: a follow-up carries their cited papers over
         streamed = ""
         try:
             settings = options.settings(self.settings)
@@ -158,13 +204,19 @@ class ChatTab:
                 if isinstance(item, Waiting):
                     yield messages, gr.skip(), turns, gr.skip(), gr.skip(), item.status
                 elif isinstance(item, AnswerResult):
-                    turns = [*turns, item]
-                    messages[-1]["content"] = with_banner(item, answer_html(item, len(turns) - 1))
+                    arrived = time.time()
+                    turns = turns.add(item, self.settings.ui_session_turns)
+                    messages[-1]["content"] = with_banner(item, answer_html(item, turns.count - 1))
                     prompt = item.prompt if options.show_prompt else None
                     yield (
-                        messages, sources_panel(self.index, turns), turns, prompt, plain_text(item),
-                        status_line(item),
+                        messages, sources_panel(self.index, turns), turns, prompt,
+                        plain_text(item), status_line(item),
                     )  # fmt: skip
+                    if self.settings.ui_answer_log:  # resumed: Gradio has sent the answer
+                        log_answer(self.settings.ui_answer_log, {
+                            "session": session, "started": started, "result": arrived,
+                            "sent": time.time(), "timings_ms": item.timings_ms,
+                        })  # fmt: skip
                 elif isinstance(item, Stage):
                     yield messages, gr.skip(), turns, gr.skip(), gr.skip(), f"{item.name}…"
                 else:

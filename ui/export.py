@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from rag.answer import AnswerResult
 from rag.export import EXPORT_FORMATS, STYLES, SUFFIXES, export_text
 from rag.index import PaperIndex
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from ui.chat import ChatTurns
 
 FORMAT_LABELS = {"Markdown": "markdown", "BibTeX": "bibtex", "RIS": "ris", "CSL-JSON": "csl-json"}
 assert set(FORMAT_LABELS.values()) == set(EXPORT_FORMATS)
@@ -54,21 +60,43 @@ class ExportPanel:
             self.file = gr.File(label="Download", interactive=False, elem_id="export-file")
             self.message = gr.Markdown("", elem_id="export-message")
 
-    def wire(self, turns: gr.State) -> None:
-        inputs = [turns, self.format, self.style]
+    def wire(
+        self, turns: gr.State, current: gr.BrowserState,
+        saved: Callable[[str, gr.Request], Sequence[AnswerResult]],
+    ) -> None:  # fmt: skip
+        """`turns`: the session's ChatTurns; `current`: the id of the chat's saved
+        conversation; `saved(id, request)`: that conversation's turns, which still hold
+        the ones the session no longer keeps."""
+
+        def conversation(
+            turns: ChatTurns, label: str, style: str, conversation_id: str, request: gr.Request
+        ):
+            return self.export(turns, label, style, True, saved(conversation_id, request))
+
         self.answer_button.click(
-            lambda t, f, s: self.export(t, f, s, whole=False), inputs, [self.file, self.message]
-        )
+            lambda t, f, s: self.export(t, f, s, whole=False), [turns, self.format, self.style],
+            [self.file, self.message],
+        )  # fmt: skip
         self.chat_button.click(
-            lambda t, f, s: self.export(t, f, s, whole=True), inputs, [self.file, self.message]
+            conversation, [turns, self.format, self.style, current], [self.file, self.message]
         )
 
-    def export(self, turns: list, label: str, style: str, whole: bool) -> tuple[str | None, str]:
-        """(path of the written file, message) for the last answer or every answer."""
-        if not turns:
+    def export(
+        self, turns: ChatTurns, label: str, style: str, whole: bool,
+        saved: Sequence[AnswerResult] = (),
+    ) -> tuple[str | None, str]:  # fmt: skip
+        """(path of the written file, message) for the last answer or every answer.
+
+        `saved`: the chat's conversation as stored, which still has the turns the
+        session no longer keeps; the session's own turns count from `turns.first` on."""
+        if not turns.recent:
             return None, "Ask a question first: there is nothing to export yet."
         fmt = FORMAT_LABELS.get(label, "markdown")
-        results = list(turns) if whole else [turns[-1]]
+        if not whole:
+            results = [turns.recent[-1]]
+        else:
+            earlier = list(saved[: turns.first]) if len(saved) >= turns.first else []
+            results = earlier + list(turns.recent)
         try:
             text = export_text(
                 results, fmt, self.index, style or self.settings.export_style,
@@ -81,4 +109,6 @@ class ExportPanel:
         )
         path.write_text(text, encoding="utf-8")
         cited = len({s.paper_id for r in results for s in r.sources if s.cited})
-        return str(path), f"{label}: {len(results)} answer(s), {cited} cited paper(s)"
+        missing = turns.count - len(results) if whole else 0
+        lost = f" (the {missing} earliest were not saved)" if missing else ""
+        return str(path), f"{label}: {len(results)} answer(s){lost}, {cited} cited paper(s)"

@@ -19,6 +19,7 @@ from rag.answer import AnswerResult
 from rag.conversations import ANONYMOUS, ConversationStore, ConversationSummary
 from rag.index import PaperIndex
 from rag.render import answer_html, chat_sources_html, plain_text
+from ui.chat import ChatTurns
 from ui.options import session_options
 from ui.pdfview import sources_panel
 
@@ -58,8 +59,9 @@ def saved_settings(values: tuple) -> dict[str, Any]:
 
 
 class HistoryPanel:
-    def __init__(self, store: ConversationStore, index: PaperIndex | None = None):
+    def __init__(self, store: ConversationStore, keep: int, index: PaperIndex | None = None):
         self.store = store
+        self.keep = keep  # full results a session keeps (settings.ui_session_turns)
         self.index = index  # to offer "Open PDF" on reopened sources
 
     def build(self) -> None:
@@ -98,12 +100,16 @@ class HistoryPanel:
         """(chatbot, sources, turns, copy text, status, current id, title) for a conversation."""
         conversation = self.store.load(user, conversation_id) if conversation_id else None
         if conversation is None:
-            return [], chat_sources_html([]), [], "", "", "", ""
-        turns = conversation.turns
-        sources = sources_panel(self.index, turns) if self.index else chat_sources_html(turns)
+            return [], chat_sources_html([]), ChatTurns(), "", "", "", ""
+        saved = conversation.turns  # every answer is shown; the session keeps the latest
+        turns = ChatTurns.of(saved, self.keep)
+        sources = (
+            sources_panel(self.index, turns) if self.index
+            else chat_sources_html(turns.recent, turns.first)
+        )  # fmt: skip
         return (
-            chat_messages(turns), sources, turns,
-            plain_text(turns[-1]) if turns else "", f"reopened “{conversation.title}”",
+            chat_messages(saved), sources, turns,
+            plain_text(saved[-1]) if saved else "", f"reopened “{conversation.title}”",
             conversation.id, conversation.title,
         )  # fmt: skip
 
@@ -118,16 +124,23 @@ class HistoryPanel:
         opened = self._open(user, conversation_id)
         return (*opened, self.listing(user, query, opened[5]))
 
-    def save(
-        self, turns: list[AnswerResult], current: str, query: str, request: gr.Request, *values
-    ):
+    def save(self, turns: ChatTurns, current: str, query: str, request: gr.Request, *values):
         """After an answer: store the turns the database does not have yet (values: the
         Settings tab's options, saved with each turn)."""
         user = user_of(request)
-        if not turns:
+        if not turns.recent:
             return current, gr.skip(), gr.skip()
-        current = self.store.sync(user, current, turns, saved_settings(values))
-        return current, self.listing(user, query, current), self.store.load(user, current).title
+        current = self.store.sync(
+            user, current, list(turns.recent), saved_settings(values), first=turns.first
+        )
+        return current, self.listing(user, query, current), self.store.title(user, current)
+
+    def saved_turns(self, conversation_id: str, request: gr.Request) -> list[AnswerResult]:
+        """Every stored turn of the user's conversation (none when it is not theirs)."""
+        if not conversation_id:
+            return []
+        conversation = self.store.load(user_of(request), conversation_id)
+        return conversation.turns if conversation else []
 
     def search_list(self, query: str, current: str, request: gr.Request):
         return self.listing(user_of(request), query, current)
@@ -154,6 +167,7 @@ class HistoryPanel:
         conversation = [chat.chatbot, chat.sources, chat.turns, chat.copy_text, chat.status,
                         self.current, self.title]  # fmt: skip
         app.load(self.restore, [self.current], [*conversation, self.choices])
+        chat.export.wire(chat.turns, self.current, self.saved_turns)
         self.choices.input(self.open, [self.choices, self.search], [*conversation, self.choices])
         chat.answered.then(
             self.save, [chat.turns, self.current, self.search, *options.components],

@@ -11,15 +11,21 @@ so with the elapsed time. The answer runs in a worker thread and this side
 wakes every `tick_s`, so a Stop button or a departed user (Gradio closes the
 handler) is noticed within a tick; the worker then stops after its current
 step, which closes the LLM connection, and gives the slot back.
+
+The answers running at once also share the cores: each answer's embedding
+work gets `answer_threads` torch threads, so answers × threads never exceeds
+the cores (docs/BENCHMARKS.md, "UI under load").
 """
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,32 +42,77 @@ class Waiting:
     status: str
 
 
+def answer_threads(cores: int, concurrent_answers: int) -> int:
+    """Torch intra-op threads per answer so that the extractive answers that run at
+    once use each core once: more threads than cores made the OpenMP workers spin
+    against each other (two answers at once on 2 cores: 1 thread each was faster
+    than 2 in each of 3 interleaved pairs, by 11 % on average, under load)."""
+    return max(1, cores // max(1, concurrent_answers))
+
+
 class Slots:
-    """`total` slots shared by everyone, at most `per_owner` held by one owner at once."""
+    """`total` slots shared by everyone, at most `per_owner` held by one owner at once,
+    given out first come, first served.
+
+    A waiter keeps its place in line while it wakes every tick to report its wait
+    (`queued`); before, each tick re-entered the race for a slot, so under load a
+    newcomer could overtake an old waiter again and again (10 closed-loop users: slot
+    wait p50 25 s but p95 126 s; docs/BENCHMARKS.md, "UI under load")."""
 
     def __init__(self, total: int, per_owner: int):
         self.total, self.per_owner = max(1, total), max(1, per_owner)
         self.held: Counter[str] = Counter()
-        self.waiting = 0
+        self.line: list[tuple[int, str]] = []  # (ticket, owner) of the waiters, oldest first
+        self.tickets = itertools.count()
         self.changed = threading.Condition()
 
-    def try_acquire(self, owner: str, timeout_s: float) -> bool:
-        """Take a slot for `owner`, waiting up to `timeout_s`; False if none came free."""
+    @property
+    def waiting(self) -> int:
+        return len(self.line)
+
+    @contextmanager
+    def queued(self, owner: str) -> Iterator[Callable[[float], bool]]:
+        """A place in line for `owner`: `wait(timeout_s)` is True once the slot is taken
+        (and the place left); leaving the block without one gives the place up."""
+        place = (next(self.tickets), owner)
         with self.changed:
-            self.waiting += 1
-            try:
-                return self.changed.wait_for(lambda: self._free(owner), timeout_s) and (
-                    self._take(owner)
-                )
-            finally:
-                self.waiting -= 1
+            self.line.append(place)
 
-    def _free(self, owner: str) -> bool:
-        return sum(self.held.values()) < self.total and self.held[owner] < self.per_owner
+        def wait(timeout_s: float) -> bool:
+            with self.changed:
+                if not self.changed.wait_for(lambda: self._turn_of(place), timeout_s):
+                    return False
+                self.line.remove(place)
+                self.held[owner] += 1
+                self.changed.notify_all()  # a further free slot may be the next waiter's
+                return True
 
-    def _take(self, owner: str) -> bool:
-        self.held[owner] += 1
-        return True
+        try:
+            yield wait
+        finally:
+            with self.changed:
+                if place in self.line:
+                    self.line.remove(place)
+                    self.changed.notify_all()
+
+    def try_acquire(self, owner: str, timeout_s: float) -> bool:
+        """Take a slot for `owner`, waiting in line up to `timeout_s`; False if none came."""
+        with self.queued(owner) as wait:
+            return wait(timeout_s)
+
+    def _turn_of(self, place: tuple[int, str]) -> bool:
+        """A free slot is this place's: no waiter ahead that could take it first."""
+        free = self.total - sum(self.held.values())
+        room = {owner: self.per_owner - self.held[owner] for _, owner in self.line}
+        if room[place[1]] <= 0:
+            return False
+        for ahead in self.line:
+            if ahead == place:
+                return free > 0
+            if room[ahead[1]] > 0:  # this waiter could take a slot: it goes first
+                room[ahead[1]] -= 1
+                free -= 1
+        return False
 
     def release(self, owner: str) -> None:
         with self.changed:
@@ -89,11 +140,12 @@ class AnswerGate:
         """Yield `answer()`'s items once a slot is held, and `Waiting` while waiting."""
         slots = self.llm if uses_llm else self.extractive
         started = time.monotonic()
-        while not slots.try_acquire(owner, self.tick_s):
-            ahead = slots.waiting
-            kind = "an LLM slot" if uses_llm else "a free answer slot"
-            yield Waiting(f"waiting for {kind} · {time.monotonic() - started:.0f} s"
-                          + (f" · {ahead} waiting" if ahead > 1 else ""))  # fmt: skip
+        with slots.queued(owner) as wait:
+            while not wait(self.tick_s):
+                ahead = slots.waiting
+                kind = "an LLM slot" if uses_llm else "a free answer slot"
+                yield Waiting(f"waiting for {kind} · {time.monotonic() - started:.0f} s"
+                              + (f" · {ahead} waiting" if ahead > 1 else ""))  # fmt: skip
         yield from _in_worker(answer, lambda: slots.release(owner), self.tick_s, uses_llm)
 
 

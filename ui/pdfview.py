@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
@@ -31,6 +32,9 @@ from rag.pdf import PdfError
 from rag.pdfpages import IMAGE_MIME, RenderedPage, render_page
 from rag.render import chat_sources_html, evidence_pages, sentence_supports
 from rag.settings import Settings
+
+if TYPE_CHECKING:  # ui/chat.py imports this module
+    from ui.chat import ChatTurns
 
 REQUEST = re.compile(r"^(\d{1,4}):(\d{1,4}):(\d{1,5})$")
 """What an "Open PDF" button sends: turn, source number, page. Nothing else is accepted."""
@@ -52,9 +56,10 @@ def viewable(index: PaperIndex, turns: Sequence[AnswerResult]) -> set[str]:
     return {paper_id for paper_id, paper in index.get_papers(ids).items() if pdf_file(paper)}
 
 
-def sources_panel(index: PaperIndex, turns: Sequence[AnswerResult]) -> str:
+def sources_panel(index: PaperIndex, turns: ChatTurns) -> str:
     """The chat's sources panel, with PDF buttons on the sources that have a PDF."""
-    return chat_sources_html(turns, viewable(index, turns) if turns else set())
+    recent = turns.recent
+    return chat_sources_html(recent, turns.first, viewable(index, recent) if recent else set())
 
 
 @dataclass(frozen=True)
@@ -69,15 +74,16 @@ class Target:
     page: int
 
 
-def target_of(turns: Sequence[AnswerResult], request: str) -> Target | None:
-    """The source a button names ("turn:n:page"), from this session's own turns."""
+def target_of(turns: ChatTurns, request: str) -> Target | None:
+    """The source a button names ("turn:n:page"), from this session's own turns (turn
+    numbers count every turn of the chat; only the latest are kept)."""
     match = REQUEST.match((request or "").strip())
     if not match:
         return None
     turn, n, page = (int(group) for group in match.groups())
-    if turn >= len(turns):
+    if not turns.first <= turn < turns.count:
         return None
-    result = turns[turn]
+    result = turns.recent[turn - turns.first]
     source = next((source for source in result.sources if source.n == n), None)
     if source is None:
         return None
@@ -203,8 +209,8 @@ class PdfViewer:
             shutil.copy2(path, copy)
         return gr.DownloadButton(value=str(copy), visible=True)
 
-    def open(self, request: str, turns: list[AnswerResult]):
-        target = target_of(turns or [], request)
+    def open(self, request: str, turns: ChatTurns | None):
+        target = target_of(turns, request) if turns is not None else None
         if target is None:
             return (gr.skip(),) * 6
         header, view, number, target = self._show(target, target.page)
