@@ -323,6 +323,11 @@ class Settings(BaseSettings):
         description="Added to a sentence's relevance when it names an item the question names "
         "('TokenUnify'): the sentence is about the asked item, not just near its topic.",
     )
+    answer_definition_bonus: float = Field(
+        default=0.1,
+        description="Added to a sentence's relevance for a definition question ('What is X?') "
+        "when it says what something is ('we propose X, a ...', 'X is a ...').",
+    )
     answer_list_bonus: float = Field(
         default=0.1,
         description="Added to a sentence's relevance when the question asks which items "
@@ -350,6 +355,12 @@ class Settings(BaseSettings):
         default=3,
         description="Papers retrieved per named item of a comparison ('LAION-5B vs DataComp'), "
         "merged after the question's own results so every side can be cited.",
+    )
+    sentence_cache_size: int = Field(
+        default=10_000,
+        description="Evidence sentences whose vectors each process keeps (LRU, ~1.5 KB each): "
+        "answers keep quoting the same papers, and embedding their sentences is most of an "
+        "extractive answer's time.",
     )
     evidence_max_passages: int = Field(
         default=4,

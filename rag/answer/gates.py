@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.answer.evidence import EvidenceUnit, source_text
+from rag.answer.evidence import EvidenceUnit, mentions, source_text
 from rag.answer.support import CachedEmbedder, question_coverage
 from rag.lexical import tokenize
 from rag.retrieve import Source
@@ -45,15 +45,20 @@ class Evidence:
     title_match: float = 0.0  # best retrieved title's cosine (measured only when consulted)
     absent_words: list[str] = field(default_factory=list)  # question words no paper contains
     absent_shift: float = 0.0  # 1 - cos(question, question without the absent words)
+    named_found: bool = False  # a retrieved paper names an item the question names ("NCLaw")
 
 
-def retrieval_evidence(query: str, sources: Sequence[Source], max_passages: int = 4) -> Evidence:
+def retrieval_evidence(
+    query: str, sources: Sequence[Source], max_passages: int = 4, entities: Sequence[str] = ()
+) -> Evidence:
     """The cheap signals, available before any sentence is embedded (coverage counts the
-    matched body passages too)."""
+    matched body passages too). `entities` are the question's named items."""
     similarities = [source.similarity for source in sources if source.similarity is not None]
+    texts = [source_text(source, max_passages) for source in sources]
     return Evidence(
         best_similarity=max(similarities, default=None),
-        coverage=question_coverage(query, [source_text(source, max_passages) for source in sources]),
+        coverage=question_coverage(query, texts),
+        named_found=any(mentions(text, entity) for text in texts for entity in entities),
     )
 
 
@@ -113,7 +118,8 @@ def measure_evidence(
 def judge_retrieval(evidence: Evidence, settings: Settings) -> str:
     """Why retrieval alone is too weak to answer from ("" when it is not)."""
     best = evidence.best_similarity
-    if best is not None and best < settings.abstain_min_retrieval:
+    # A bare name ("What is NCLaw?") embeds poorly, but a paper that names it is on topic.
+    if best is not None and best < settings.abstain_min_retrieval and not evidence.named_found:
         return (f"best match scored {best:.2f}, below the abstention threshold "
                 f"{settings.abstain_min_retrieval:.2f}: the sources are too weak to "
                 "answer.")  # fmt: skip

@@ -92,7 +92,8 @@ DEFINITION = re.compile(r"^\s*(?:what\s+(?:is|are|was)\s+(?:an?\s+|the\s+)?|what
 YESNO = re.compile(r"^\s*(?:is|are|was|were|does|do|did|can|could|will|would|has|have|should)\b", re.I)
 PRONOUN = re.compile(
     r"\b(?:it|its|it's|they|them|their|theirs|this|that|these|those|he|she|his|her)\b"
-    r"|\bthe\s+(?:paper|method|model|approach|authors|dataset|work|same)\b",
+    r"|\bthe\s+(?:paper|method|model|approach|authors|dataset|work|same|experiments?|results?|"
+    r"evaluation|study|system|framework|architecture|proposed|technique)\b",
     re.I,
 )
 ELLIPSIS = re.compile(r"^\s*(?:what|how)\s+about\b|^\s*(?:and|also|but|so)\b|^\s*(?:and\s+)?the\s+\w+\s*\??\s*$", re.I)
@@ -212,6 +213,17 @@ def analyse(text: str) -> Question:
         wants_enumeration=kind != "list" and bool(ENUMERATION_CUE.search(text)),
         aspect_words=tuple(dict.fromkeys(word.lower() for word in aspect_words)),
     )  # fmt: skip
+
+
+def continues(question: Question, previous: Question, titles: list[str]) -> bool:
+    """A question that names nothing of its own but reuses a content word of the earlier
+    turn's question or of the paper it cited ("Where do the preference signals come
+    from?" after "What is prefer-to-classify?") continues that turn."""
+    if question.entities or not question.aspects:
+        return False
+    earlier = set(previous.aspects) | {stem for title in titles for stem in stems(title)}
+    earlier |= {stem for entity in previous.entities for stem in stems(entity)}
+    return bool(set(question.aspects) & earlier)
 
 
 def followup_query(question: Question, carried: list[str], previous: Question | None) -> str:
