@@ -43,7 +43,15 @@ from rag.answer.gates import (
     retrieval_evidence,
 )
 from rag.answer.generate import BuiltPrompt, build_prompt
-from rag.answer.question import Question, analyse, continues, followup_query, named_items, stems
+from rag.answer.question import (
+    Question,
+    analyse,
+    continues,
+    followup_query,
+    named_items,
+    refers_back,
+    stems,
+)
 from rag.answer.support import (
     CachedEmbedder,
     answer_sentences,
@@ -182,6 +190,7 @@ class Standalone:
     query: str
     earlier: set[str] = field(default_factory=set)
     cited: list[str] = field(default_factory=list)
+    referent: bool = False  # the question points at the cited papers: answer only from them
 
 
 def _cited_ids(turn: Turn) -> list[str]:
@@ -269,11 +278,16 @@ class Answerer:
             return
         if earlier:
             units = [unit for unit in units if not any(said.endswith(_plain(unit.text)) for said in earlier)]
+        if chat.referent:
+            meant = {n for n, source in enumerate(sources, start=1) if source.paper.id in chat.cited}
+            units = [unit for unit in units if unit.source_number in meant]
         if self.mode == "extractive":
             text, abstained, selection = quote_sources(
                 analysis, units, sources, floor, settings, about
             )  # fmt: skip
-            text, abstained, note = self._followup_check(analysis, history or [], selection, sources, text, abstained)
+            text, abstained, note = self._followup_check(
+                analysis, history or [], selection, sources, text, abstained, chat
+            )  # fmt: skip
             timer.lap("generate")
             yield text
             result = self._result(question, query, text, sources, abstained, "extractive", timer, embed, analysis)
@@ -348,7 +362,12 @@ class Answerer:
             query = self.condense(question, history) or query
         earlier = {_plain(sentence) for sentence, _ in answer_sentences(previous_answer)}
         kind = analysis.kind if analysis.kind != "open" else previous.kind
-        entities = analysis.entities or tuple(carried)
+        # "How many GPUs trained it?": "it" is the earlier paper, whatever else is named
+        pointing = refers_back(analysis)
+        entities = (
+            tuple(dict.fromkeys([*carried, *analysis.entities])) if pointing and carried
+            else analysis.entities or tuple(carried)
+        )  # fmt: skip
         if kind == "comparison" and len(entities) < 2:
             kind = "open"
         merged = dataclasses.replace(
@@ -357,9 +376,12 @@ class Answerer:
             aspect_words=analysis.aspect_words or previous.aspect_words,
             wants_numbers=analysis.wants_numbers or (kind == "quantity"),
         )  # fmt: skip
-        # "it"/"they" refer to what the earlier answer cited: keep those papers at hand
-        cited = [] if analysis.entities else _cited_ids(history[-1])
-        return Standalone(merged, query, {text for text in earlier if text}, cited)
+        # "it"/"they" refer to what the earlier answer cited: keep those papers at hand,
+        # and answer only from them
+        cited = _cited_ids(history[-1]) if pointing or not analysis.entities else []
+        return Standalone(
+            merged, query, {text for text in earlier if text}, cited, pointing and bool(cited)
+        )  # fmt: skip
 
     def with_cited(self, sources: list[Source], cited: Sequence[str]) -> list[Source]:
         """A follow-up's sources: the papers the earlier answer cited first, scored as the
@@ -391,17 +413,21 @@ class Answerer:
 
     def _followup_check(
         self, analysis: Question, history: Sequence[Turn], selection: Selection,
-        sources: Sequence[Source], text: str, abstained: bool,
+        sources: Sequence[Source], text: str, abstained: bool, chat: Standalone,
     ) -> tuple[str, bool, str]:  # fmt: skip
-        """A follow-up whose own aspects ("its limitations") no selected sentence covers
-        is answered with what the papers do not say, not with a loosely related quote."""
-        if abstained or not history or not analysis.followup:
+        """A follow-up whose own aspects ("its limitations") no selected sentence covers,
+        or about a paper with no sentence close enough, is answered with what the papers
+        do not say, not with a loosely related quote."""
+        if not history or not analysis.followup or (abstained and not chat.referent):
             return text, abstained, ""
         own = analyse(analysis.text).aspects
-        if not own or any(covered_aspects(analysis, unit.text) & set(own) for unit in selection.units):
+        covered = any(covered_aspects(analysis, unit.text) & set(own) for unit in selection.units)
+        if not abstained and (not own or covered):
             return text, abstained, ""
-        asked = " ".join(word for word in analyse(analysis.text).aspect_words)
-        cited = list(dict.fromkeys(unit.source_number for unit in selection.units))
+        mine = analyse(analysis.text)
+        asked = " ".join([*mine.entities, *mine.aspect_words]) or "this"
+        meant = [n for n, source in enumerate(sources, start=1) if source.paper.id in chat.cited]
+        cited = meant if chat.referent else list(dict.fromkeys(u.source_number for u in selection.units))
         titles = "; ".join(short_title(sources[n - 1].paper.title) for n in cited[:2])
         message = f"The retrieved papers ({titles}) do not say anything about “{asked}”."
         return message, True, "no sentence of the retrieved papers covers what the follow-up asks."

@@ -29,7 +29,8 @@ QUESTION_WORDS = {
     "the", "a", "an", "in", "on", "of", "for", "to", "with", "between", "versus", "vs", "it",
     "its", "they", "their", "this", "that", "these", "those", "also", "about", "any", "some",
     "papers", "paper", "both", "each", "i", "we", "you", "me", "many", "much", "from", "by",
-    "at", "as", "into", "than", "there", "other", "others",
+    "at", "as", "into", "than", "there", "other", "others", "please", "summarize", "summarise",
+    "show",
 }  # fmt: skip
 """Capitalised words that are not named items (they start questions or glue them)."""
 
@@ -213,6 +214,11 @@ def analyse(text: str) -> Question:
         wants_enumeration=kind != "list" and bool(ENUMERATION_CUE.search(text)),
         aspect_words=tuple(dict.fromkeys(word.lower() for word in aspect_words)),
     )  # fmt: skip
+
+
+def refers_back(question: Question) -> bool:
+    """The question points at something said before ("it", "its", "the authors")."""
+    return bool(PRONOUN.search(question.text))
 
 
 def continues(question: Question, previous: Question, titles: list[str]) -> bool:
