@@ -276,8 +276,13 @@ class Answerer:
             result.notes.append(weakness)
             yield result
             return
-        if earlier:
-            units = [unit for unit in units if not any(said.endswith(_plain(unit.text)) for said in earlier)]
+        if earlier:  # not again, unless it is what answers the follow-up's own words
+            own = set(analyse(question).aspects)
+            units = [
+                unit for unit in units
+                if not any(said.endswith(_plain(unit.text)) for said in earlier)
+                or covered_aspects(analysis, unit.text) & own
+            ]  # fmt: skip
         if chat.referent:
             meant = {n for n, source in enumerate(sources, start=1) if source.paper.id in chat.cited}
             units = [unit for unit in units if unit.source_number in meant]
