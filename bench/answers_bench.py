@@ -28,20 +28,22 @@ import json
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import rag  # noqa: F401  (offline environment first)
 from rag.answer import Answerer, AnswerResult
-from rag.answer.answerer import quote_sources
-from rag.answer.evidence import score_units, split_sentences
-from rag.answer.gates import judge_evidence, measure_evidence, retrieval_evidence
-from rag.answer.question import analyse
+from rag.answer.answerer import decide_evidence, quote_sources
+from rag.answer.evidence import split_sentences
+from rag.answer.gates import Evidence, judge_retrieval, retrieval_evidence
+from rag.answer.question import Question
 from rag.index import PaperIndex
 from rag.ingest import ingest_paths
 from rag.papers import normalise_title
 from rag.retrieve import retrieve
 from rag.settings import BUNDLED_CORPUS, Settings, load_settings
 from rag.answer.support import CachedEmbedder, support_sentences
+from eval.metrics import answer_recall, answer_words, multi_paper
 
 
 def read_suite(path: Path, limit: int | None) -> list[dict]:
@@ -120,46 +122,96 @@ CALIBRATION_GRID = {  # 9.0 / 1.0 switch a gate off
 }
 
 
-def measure(index: PaperIndex, rows: list[dict], settings: Settings) -> list[tuple]:
-    """Per question, what the answer stage measures before deciding: (sources, scored
-    sentences, Evidence). Deciding is cheap and pure, so it is redone per grid point."""
-    embed = CachedEmbedder(index.embedder.get_text_embedding_batch)
+@dataclass
+class Measured:
+    """What the answer stage reads for one question before deciding anything."""
+
+    analysis: Question
+    sources: list
+    about: dict
+    evidence: Evidence
+    units: list
+
+
+COMPOSITION_GRID = {
+    "answer_max_words": [70, 80, 90],
+    "extractive_sentences": [4, 5],
+    "answer_margin": [0.25, 0.35],
+    "answer_redundancy": [0.3, 0.5],
+    "answer_aspect_weight": [0.3, 0.5],
+    "cite_min_score_share": [0.6, 0.75],
+}
+
+
+def measure(answerer: Answerer, rows: list[dict]) -> list[Measured]:
+    """Per single-turn question, the product's own retrieval (comparison sides included)
+    and evidence measurement. Deciding is cheap and pure, so it is redone per grid point."""
+    settings = answerer.settings
+    embed = CachedEmbedder(answerer.index.embedder.get_text_embedding_batch)
     measured = []
     for row in rows:
-        sources = retrieve(index, row["question"], settings.top_k)
-        query_vector = index.embedder.get_query_embedding(row["question"])
-        scored = score_units(query_vector, sources, embed, settings.evidence_max_passages)
-        evidence = measure_evidence(
-            retrieval_evidence(row["question"], sources, settings.evidence_max_passages),
-            row["question"], query_vector,
-            sources, scored, index.lexical.knows, embed,
-            title_below=max(CALIBRATION_GRID["extractive_min_score"]),
+        standalone = answerer.standalone(row["question"], [])
+        analysis, query = standalone.analysis, standalone.query
+        sources, about = answerer.retrieval(analysis, query, None)
+        evidence = retrieval_evidence(
+            query, sources, settings.evidence_max_passages, analysis.entities
         )  # fmt: skip
-        measured.append((sources, scored, evidence))
+        units = answerer.measure(query, sources, evidence, embed) if sources else []
+        measured.append(Measured(analysis, sources, about, evidence, units))
     return measured
 
 
-def decide(question: str, sources, scored, evidence, settings: Settings) -> dict:
-    """The extractive answer's outcome under `settings`, as rag/answer/answerer.py decides
-    for a single-turn question (comparisons' per-side retrieval aside)."""
-    weakness, floor = judge_evidence(evidence, settings) if sources else ("no sources", 0.0)
+def decide(item: Measured, settings: Settings) -> dict:
+    """The extractive answer's outcome under `settings`, decided as rag/answer/answerer.py
+    decides a single-turn question."""
+    if not item.sources:
+        return {"abstained": True, "cited": [], "answer": ""}
+    weakness, floor = judge_retrieval(item.evidence, settings), 0.0
+    if not weakness:
+        weakness, floor = decide_evidence(
+            item.analysis, item.evidence, item.sources, settings, item.about
+        )
     if weakness:
-        return {"abstained": True, "cited": []}
-    _, abstained, selection = quote_sources(analyse(question), scored, sources, floor, settings)
+        return {"abstained": True, "cited": [], "answer": ""}
+    text, abstained, selection = quote_sources(
+        item.analysis, item.units, item.sources, floor, settings, item.about
+    )  # fmt: skip
     numbers = {unit.source_number for unit in selection.units}
-    return {"abstained": abstained, "cited": [sources[n - 1].paper.title for n in numbers]}
+    return {
+        "abstained": abstained,
+        "cited": [item.sources[n - 1].paper.title for n in numbers],
+        "answer": "" if abstained else text,
+    }
 
 
-def calibrate(index: PaperIndex, rows: list[dict], settings: Settings) -> list[dict]:
-    """Every point of CALIBRATION_GRID (other settings as given), scored on `rows`."""
-    measured = measure(index, rows, settings)
-    grid = []
-    for values in itertools.product(*CALIBRATION_GRID.values()):
-        point = dict(zip(CALIBRATION_GRID, values))
-        variant = settings.model_copy(update=point)
-        answers = [decide(row["question"], *item, variant) for row, item in zip(rows, measured)]
-        grid.append({**point, **score(rows, answers)})
-    return grid
+def content_scores(rows: list[dict], answers: list[dict]) -> dict:
+    """answer_recall and answer_words (eval/metrics.py) overall, on multi-paper questions
+    and per question type, over rows that have a reference answer."""
+    by_type: dict[str, list[tuple[float, int]]] = {}
+    for row, answer in zip(rows, answers):
+        if not row.get("gold") or not row.get("answer"):
+            continue
+        value = (answer_recall(answer["answer"], row["answer"]) or 0.0, answer_words(answer["answer"]))
+        kinds = ["all", row.get("type", "")] + (["multi-paper"] if multi_paper(row) else [])
+        for kind in kinds:
+            by_type.setdefault(kind, []).append(value)
+    return {
+        kind: {"answer_recall": round(sum(v[0] for v in values) / len(values), 3),
+               "answer_words": round(sum(v[1] for v in values) / len(values), 1), "n": len(values)}
+        for kind, values in sorted(by_type.items())
+    }  # fmt: skip
+
+
+def calibrate(answerer: Answerer, rows: list[dict], grid: dict[str, list]) -> list[dict]:
+    """Every point of `grid` (other settings as given), scored on `rows`."""
+    measured = measure(answerer, rows)
+    results = []
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(grid, values))
+        variant = answerer.settings.model_copy(update=point)
+        answers = [decide(item, variant) for item in measured]
+        results.append({**point, **score(rows, answers), "content": content_scores(rows, answers)})
+    return results
 
 
 def calibrate_support(index: PaperIndex, papers: int = 60, seed: int = 0) -> dict:
@@ -207,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-answer-tokens", type=int, dest="max_answer_tokens")
     parser.add_argument("--calibrate", action="store_true", help="sweep extractive thresholds")
     parser.add_argument(
+        "--calibrate-answers", action="store_true", help="sweep evidence-selection settings"
+    )
+    parser.add_argument(
         "--calibrate-support", action="store_true", help="support scores of unsupported claims"
     )
     parser.add_argument("--out", type=Path, help="write per-question outcomes and metrics here")
@@ -223,8 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate_support:
         print(json.dumps(calibrate_support(index)))
         return 0
+    if args.calibrate_answers:
+        for line in calibrate(Answerer(index, settings), rows, COMPOSITION_GRID):
+            print(json.dumps(line))
+        return 0
     if args.calibrate:
-        grid = calibrate(index, rows, settings)
+        grid = calibrate(Answerer(index, settings), rows, CALIBRATION_GRID)
         for line in grid:
             print(json.dumps(line))
         return 0

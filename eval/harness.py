@@ -285,8 +285,13 @@ def summarise(rows: Sequence[dict]) -> dict[str, float]:
 
 
 def _by_type(rows: Sequence[dict]) -> dict[str, dict[str, float]]:
+    """Metrics per question type, plus the "multi-paper" group (eval/metrics.py)."""
     types = sorted({row["type"] for row in rows})
-    return {kind: summarise([row for row in rows if row["type"] == kind]) for kind in types}
+    groups = {kind: summarise([row for row in rows if row["type"] == kind]) for kind in types}
+    several = [row for row in rows if metrics.multi_paper(row)]
+    if several:
+        groups["multi-paper"] = summarise(several)
+    return groups
 
 
 def run_eval(

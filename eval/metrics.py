@@ -170,6 +170,15 @@ def answer_recall(prediction: str, reference: str) -> float | None:
     return len(wanted & content_units(prediction)) / len(wanted)
 
 
+MULTI_PAPER_TYPES = {"multi", "comparison", "list"}
+
+
+def multi_paper(row: dict) -> bool:
+    """A multi-paper question as issue 10 groups them: a multi-paper, comparison or list
+    question whose gold names two or more papers (reported as the "multi-paper" group)."""
+    return row.get("type") in MULTI_PAPER_TYPES and len(row.get("gold") or ()) >= 2
+
+
 def answer_words(text: str) -> int:
     """Length of an answer in words, citation markers not counted."""
     return sum(any(ch.isalnum() for ch in word) for word in strip_markers(text).split())

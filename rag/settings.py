@@ -267,7 +267,7 @@ class Settings(BaseSettings):
         "best one (calibrated on bench/answers_dev.jsonl; see docs/answers.md).",
     )
     cite_min_score_share: float = Field(
-        default=0.75,
+        default=0.6,
         description="The extractive answerer quotes only papers whose retrieval score is at "
         "least this share of the top paper's: a close sentence in a paper retrieval ranks far "
         "below is usually on the topic but not the answer (calibrated on "
@@ -291,11 +291,12 @@ class Settings(BaseSettings):
         "this (retrieval evidence too weak; calibrated, see docs/answers.md).",
     )
     abstain_title_match: float = Field(
-        default=0.5,
+        default=0.55,
         description="A question whose cosine to a retrieved paper's title reaches this is on "
         "topic even when no single abstract sentence is close ('What is X?' for paper X), so "
-        "the sentence gate does not abstain. Calibrated on bench/answers_dev.jsonl: the "
-        "unanswerable questions' best title cosine is at most 0.41.",
+        "the sentence gate does not abstain. Calibrated on bench/answers_dev.jsonl "
+        "(docs/answers.md): 0.55 abstains on more unanswerables than 0.5 at equal false "
+        "abstention.",
     )
     abstain_min_coverage: float = Field(
         default=0.1,
@@ -315,7 +316,7 @@ class Settings(BaseSettings):
     )
     # --- answer stage: question-aware evidence selection (rag/answer/, the answers branch) ---
     answer_max_words: int = Field(
-        default=70,
+        default=100,
         description="Word budget of an extractive answer: evidence sentences are added (most "
         "useful first) while the answer stays within it (the first sentence always fits).",
     )
@@ -334,13 +335,18 @@ class Settings(BaseSettings):
         description="Added to a sentence's relevance when it names an item the question names "
         "('TokenUnify'): the sentence is about the asked item, not just near its topic.",
     )
+    answer_definition_bonus: float = Field(
+        default=0.2,
+        description="Added to a sentence's relevance for a definition question ('What is X?') "
+        "when it says what something is ('we propose X, a ...', 'X is a ...').",
+    )
     answer_list_bonus: float = Field(
         default=0.1,
         description="Added to a sentence's relevance when the question asks which items "
         "(datasets, tasks, ...) and the sentence enumerates ('such as', 'including', commas).",
     )
     answer_margin: float = Field(
-        default=0.25,
+        default=0.35,
         description="Evidence selection stops at a sentence this much less relevant than the "
         "first one picked (relevance = cosine + aspect coverage + bonuses).",
     )
@@ -353,7 +359,7 @@ class Settings(BaseSettings):
         default=5, description="Most papers a list ('which papers ...') answer names."
     )
     answer_list_margin: float = Field(
-        default=0.12,
+        default=0.2,
         description="A list answer names a paper whose best sentence is within this relevance of "
         "the best paper's.",
     )
@@ -361,6 +367,12 @@ class Settings(BaseSettings):
         default=3,
         description="Papers retrieved per named item of a comparison ('LAION-5B vs DataComp'), "
         "merged after the question's own results so every side can be cited.",
+    )
+    sentence_cache_size: int = Field(
+        default=10_000,
+        description="Evidence sentences whose vectors each process keeps (LRU, ~1.5 KB each): "
+        "answers keep quoting the same papers, and embedding their sentences is most of an "
+        "extractive answer's time.",
     )
     evidence_max_passages: int = Field(
         default=4,

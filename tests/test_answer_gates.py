@@ -66,6 +66,15 @@ def test_weak_retrieval_abstains_before_sentence_evidence_counts():
     assert "best match scored 0.05" in judge_evidence(evidence, settings)[0]
 
 
+def test_a_bare_name_a_retrieved_paper_contains_passes_the_retrieval_gate():
+    """'What is NCLaw?' embeds far from everything, but the paper that names it is found."""
+    settings = make_settings(Path("/nonexistent"))
+    named = Evidence(best_similarity=0.14, coverage=1.0, best_sentence=0.6, named_found=True)
+    assert judge_evidence(named, settings)[0] == ""
+    unnamed = Evidence(best_similarity=0.14, coverage=1.0, best_sentence=0.6)
+    assert "best match scored 0.14" in judge_evidence(unnamed, settings)[0]
+
+
 def test_uncovered_on_domain_question_abstains_on_the_seed_corpus(seed_index, tmp_path):
     """The sentences of half-related papers come close; the missing key terms decide."""
     answerer = Answerer(seed_index, make_settings(tmp_path, llm="extractive"))

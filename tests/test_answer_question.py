@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.question import analyse, comparison_sides, followup_query, named_items
+from rag.answer.question import analyse, comparison_sides, continues, followup_query, named_items
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,8 @@ def test_quantity_questions_want_numbers_and_aspects_exclude_names_and_frame_wor
 
 @pytest.mark.parametrize(
     "question", ["What about its limitations?", "And the speed?", "How does it scale?",
-                 "What about DataComp?", "What does this method cost?"],
+                 "What about DataComp?", "What does this method cost?",
+                 "Which GPU were the experiments run on?"],
 )  # fmt: skip
 def test_follow_ups(question):
     assert analyse(question).followup
@@ -61,3 +62,11 @@ def test_follow_up_query_carries_entities_not_the_earlier_question():
     ellipsis = followup_query(analyse("What about DataComp?"), ["LAION-5B"], previous)
     assert ellipsis == "DataComp large"
     assert "How large is" not in query + ellipsis
+
+
+def test_a_question_reusing_the_earlier_turns_words_and_naming_nothing_continues_it():
+    previous = analyse("What is prefer-to-classify?")
+    titles = ["Prefer to Classify: Improving Text Classifiers via Auxiliary Preference Learning"]
+    assert continues(analyse("Where do the preference signals come from?"), previous, titles)
+    assert not continues(analyse("How are spiking networks trained?"), previous, titles)
+    assert not continues(analyse("What preference data does DataComp use?"), previous, titles)

@@ -8,10 +8,12 @@ from rag.answer.evidence import split_sentences
 from rag.answer.question import analyse
 from rag.answer.support import (
     CachedEmbedder,
+    SharedVectors,
     answer_sentences,
     is_quote,
     lexical_support,
     question_coverage,
+    shared_vectors,
     support_sentences,
 )
 from rag.embedder import load_local_embedder
@@ -72,6 +74,27 @@ def test_cached_embedder_embeds_each_text_once():
     cached(["a", "bb", "a"])
     cached(["bb", "ccc"])
     assert calls == [["a", "bb"], ["ccc"]]
+
+
+def test_shared_vectors_serve_later_answers_and_stay_bounded():
+    calls: list[list[str]] = []
+
+    def fake(texts):
+        calls.append(list(texts))
+        return [[float(len(text))] for text in texts]
+
+    shared = SharedVectors(capacity=2)
+    CachedEmbedder(fake, shared)(["a", "bb"])
+    CachedEmbedder(fake, shared)(["bb", "a"])  # a later answer: nothing embedded again
+    assert calls == [["a", "bb"]]
+    CachedEmbedder(fake, shared)(["ccc"])  # pushes out the least recently used ("bb")
+    assert len(shared) == 2 and shared.get("bb") is None and shared.get("a") is not None
+
+
+def test_one_shared_cache_per_embedder():
+    first, second = object(), object()
+    assert shared_vectors(first, 5) is shared_vectors(first, 5)
+    assert shared_vectors(first, 5) is not shared_vectors(second, 5)
 
 
 def test_lexical_support_and_coverage():

@@ -51,7 +51,8 @@ def test_report_has_metrics_rows_plots_and_metadata(first_run):
                  "false_abstention_rate", "token_f1", "rouge_l", "numeric_match",
                  "answer_recall", "answer_words", "latency_p50_ms", "latency_p95_ms", "retrieve_p50_ms"):  # fmt: skip
         assert name in report.metrics, name
-    assert set(report.by_type) == {"factual", "numeric", "multi", "unanswerable"}
+    assert set(report.by_type) == {"factual", "numeric", "multi", "unanswerable", "multi-paper"}
+    assert report.by_type["multi-paper"]["questions"] == 1  # the multi row's two gold papers
     assert "abstention_accuracy" in report.by_type["unanswerable"]
     assert "recall@5" not in report.by_type["unanswerable"]
     assert "answer_recall" in report.by_type["multi"]

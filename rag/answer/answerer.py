@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from pydantic import BaseModel, Field
@@ -35,10 +35,30 @@ from rag.answer.evidence import (
     source_text,
     source_units,
 )
-from rag.answer.gates import judge_evidence, judge_retrieval, measure_evidence, retrieval_evidence
+from rag.answer.gates import (
+    Evidence,
+    judge_evidence,
+    judge_retrieval,
+    measure_evidence,
+    retrieval_evidence,
+)
 from rag.answer.generate import BuiltPrompt, build_prompt
-from rag.answer.question import Question, analyse, followup_query, named_items, stems
-from rag.answer.support import CachedEmbedder, answer_sentences, strip_markers, support_sentences
+from rag.answer.question import (
+    Question,
+    analyse,
+    continues,
+    followup_query,
+    named_items,
+    refers_back,
+    stems,
+)
+from rag.answer.support import (
+    CachedEmbedder,
+    answer_sentences,
+    shared_vectors,
+    strip_markers,
+    support_sentences,
+)
 from rag.filters import RetrievalFilters
 from rag.index import PaperIndex
 from rag.llm import ChatModel, PartialAnswer, connect_chat_model, resolve_mode
@@ -129,7 +149,8 @@ class _Timer:
 
 
 DESCRIBED_SIDE_SHARE = 0.6  # of a described side's words its top hit must contain to be "it"
-TIMING_EXTRAS = {"total", "first_token"}  # measured inside other stages, not added to total
+TIMING_EXTRAS = {"total", "first_token"}
+TITLE_MATCH_BELOW = 0.5  # measure the title match under this best-sentence cosine (calibration grid's top)  # measured inside other stages, not added to total
 
 
 def quote_sources(
@@ -157,6 +178,23 @@ def merge_sources(base: Sequence[Source], extra: Sequence[Source]) -> list[Sourc
 def _plain(sentence: str) -> str:
     """A sentence without markers, spacing or final punctuation: for 'was it said before?'."""
     return " ".join(strip_markers(sentence).split()).rstrip(".!?").lower()
+
+
+@dataclass
+class Standalone:
+    """A chat question made to stand alone: its analysis (with carried-over items for a
+    follow-up), the retrieval query, the earlier answer's sentences (not to be repeated),
+    and the paper ids the earlier answer cited (what "it" refers to)."""
+
+    analysis: Question
+    query: str
+    earlier: set[str] = field(default_factory=set)
+    cited: list[str] = field(default_factory=list)
+    referent: bool = False  # the question points at the cited papers: answer only from them
+
+
+def _cited_ids(turn: Turn) -> list[str]:
+    return [citation.paper_id for citation in turn.citations] if isinstance(turn, AnswerResult) else []
 
 
 def _turn(turn: Turn) -> tuple[str, str, list[str]]:
@@ -205,15 +243,18 @@ class Answerer:
         be retrieved.
         """
         timer = _Timer()
-        embed = CachedEmbedder(self.index.embedder.get_text_embedding_batch)
         settings = self.settings
-        analysis, query, earlier = self.standalone(question, history or [])
+        embedder = self.index.embedder
+        embed = CachedEmbedder(
+            embedder.get_text_embedding_batch, shared_vectors(embedder, settings.sentence_cache_size)
+        )  # fmt: skip
+        chat = self.standalone(question, history or [])
+        analysis, query, earlier = chat.analysis, chat.query, chat.earlier
         timer.lap("condense")
         yield Stage("retrieving")
-        sources = retrieve(self.index, query, settings.top_k, filters)
-        about: dict[str, set[int]] = {}
-        if analysis.kind == "comparison" and analysis.multi_entity and sources:
-            sources, about = self.retrieve_sides(analysis, sources, filters)
+        sources, about = self.retrieval(analysis, query, filters)
+        if chat.cited:
+            sources = self.with_cited(sources, chat.cited)
         timer.lap("retrieve")
         if not sources:
             message = EMPTY_INDEX_MESSAGE if self.index.paper_count() == 0 else SENTINEL
@@ -221,7 +262,13 @@ class Answerer:
             yield self._result(question, query, message, [], True, self.mode, timer, embed, analysis)
             return
         yield Stage("reading the evidence")
-        weakness, floor, units = self._judge(analysis, query, sources, embed)
+        evidence = retrieval_evidence(
+            query, sources, settings.evidence_max_passages, analysis.entities
+        )  # fmt: skip
+        weakness, floor, units = judge_retrieval(evidence, settings), 0.0, []
+        if not weakness:  # the cheap check first: an off-topic question costs no sentence scoring
+            units = self.measure(query, sources, evidence, embed)
+            weakness, floor = decide_evidence(analysis, evidence, sources, settings, about)
         timer.lap("evidence")
         if weakness:
             yield SENTINEL
@@ -229,13 +276,23 @@ class Answerer:
             result.notes.append(weakness)
             yield result
             return
-        if earlier:
-            units = [unit for unit in units if not any(said.endswith(_plain(unit.text)) for said in earlier)]
+        if earlier:  # not again, unless it is what answers the follow-up's own words
+            own = set(analyse(question).aspects)
+            units = [
+                unit for unit in units
+                if not any(said.endswith(_plain(unit.text)) for said in earlier)
+                or covered_aspects(analysis, unit.text) & own
+            ]  # fmt: skip
+        if chat.referent:
+            meant = {n for n, source in enumerate(sources, start=1) if source.paper.id in chat.cited}
+            units = [unit for unit in units if unit.source_number in meant]
         if self.mode == "extractive":
             text, abstained, selection = quote_sources(
                 analysis, units, sources, floor, settings, about
             )  # fmt: skip
-            text, abstained, note = self._followup_check(analysis, history or [], selection, sources, text, abstained)
+            text, abstained, note = self._followup_check(
+                analysis, history or [], selection, sources, text, abstained, chat
+            )  # fmt: skip
             timer.lap("generate")
             yield text
             result = self._result(question, query, text, sources, abstained, "extractive", timer, embed, analysis)
@@ -246,67 +303,58 @@ class Answerer:
             question, query, analysis, sources, units, floor, timer, embed, about
         )  # fmt: skip
 
+    def retrieval(
+        self, analysis: Question, query: str, filters: RetrievalFilters | None
+    ) -> tuple[list[Source], dict[str, set[int]]]:
+        """The papers to answer from, and for a comparison which of them each side is about."""
+        sources = retrieve(self.index, query, self.settings.top_k, filters)
+        if analysis.kind == "comparison" and analysis.multi_entity and sources:
+            return self.retrieve_sides(analysis, sources, filters)
+        return sources, {}
+
     def retrieve_sides(
         self, analysis: Question, sources: list[Source], filters: RetrievalFilters | None
     ) -> tuple[list[Source], dict[str, set[int]]]:
         """Search each side of a comparison on its own and merge (stable numbering), so
         both sides are found and cited. A *described* side ("the gradual-pruning study")
-        is about its own top hit when that paper contains most of the description's words."""
-        about: dict[str, set[int]] = {}
+        is about the paper that contains most of the description's words (`described_by`)."""
         for entity in analysis.entities:
             side = " ".join([entity, *analysis.aspect_words])
             hits = retrieve(self.index, side, self.settings.answer_entity_top_k, filters)
             sources = merge_sources(sources, hits)
-            words = set(stems(entity))
-            if hits and " " in entity and words:
-                top = source_text(hits[0], self.settings.evidence_max_passages)
-                if len(words & set(stems(top))) >= DESCRIBED_SIDE_SHARE * len(words):
-                    ids = [source.paper.id for source in sources]
-                    about[entity] = {ids.index(hits[0].paper.id) + 1}
-        return sources, about
+        return sources, described_by(analysis.entities, sources, self.settings.evidence_max_passages)
 
-    def _judge(
-        self, analysis: Question, query: str, sources: list[Source], embed: CachedEmbedder
-    ) -> tuple[str, float, list[EvidenceUnit]]:
-        """(why to abstain or "", sentence floor, scored evidence units). The cheap retrieval
-        checks first: an off-topic question costs no sentence scoring."""
+    def measure(
+        self, query: str, sources: list[Source], evidence: Evidence, embed: CachedEmbedder
+    ) -> list[EvidenceUnit]:
+        """Score every evidence sentence against the query and fill in `evidence`'s
+        sentence-level signals; returns the scored units. Deciding is `decide_evidence`."""
         settings = self.settings
-        evidence = retrieval_evidence(query, sources, settings.evidence_max_passages)
-        weakness = judge_retrieval(evidence, settings)
-        if weakness:
-            return weakness, 0.0, []
-        query_vector = self.index.embedder.get_query_embedding(query)
+        (query_vector,) = embed([query])  # as retrieval embeds it (get_text_embedding_batch)
         units = score_units(query_vector, sources, embed, settings.evidence_max_passages)
         measure_evidence(
             evidence, query, query_vector, sources, units, self.index.lexical.knows, embed,
-            title_below=settings.extractive_min_score,
+            title_below=max(settings.extractive_min_score, TITLE_MATCH_BELOW),
         )  # fmt: skip
-        weakness, floor = judge_evidence(evidence, settings)
-        if analysis.kind == "comparison" and analysis.multi_entity:
-            # a comparison is answerable when some retrieved paper names one of its sides
-            texts = [source_text(source, settings.evidence_max_passages) for source in sources]
-            named = [e for e in analysis.entities if any(mentions(t, e) for t in texts)]
-            weakness = "" if named else (
-                "no retrieved paper mentions " + " or ".join(f"'{e}'" for e in analysis.entities)
-                + ": the sources do not answer it."
-            )  # fmt: skip
-            floor = 0.0
-        return weakness, floor, units
+        return units
 
-    def standalone(self, question: str, history: Sequence[Turn]) -> tuple[Question, str, set[str]]:
-        """(the question's analysis, the retrieval query, earlier answer sentences).
+    def standalone(self, question: str, history: Sequence[Turn]) -> Standalone:
+        """The question's analysis, the retrieval query, what the earlier turn said and cited.
 
-        Only a real follow-up (pronouns, "what about ...", too short to stand alone)
-        inherits context, by carrying over the earlier turn's named items or cited
-        paper titles (rag/answer/question.py), never by gluing whole questions; a new
-        topic starts clean. With an LLM the condense prompt rewrites a follow-up.
-        The earlier answer's sentences are returned so a follow-up does not repeat them.
+        Only a real follow-up (pronouns, "what about ...", too short to stand alone, or
+        reusing the earlier turn's words while naming nothing new) inherits context, by
+        carrying over the earlier turn's named items or cited paper titles
+        (rag/answer/question.py), never by gluing whole questions; a new topic starts
+        clean. With an LLM the condense prompt rewrites a follow-up. The earlier answer's
+        sentences are returned so a follow-up does not repeat them.
         """
         analysis = analyse(question)
-        if not history or not analysis.followup:
-            return analysis, question, set()
+        if not history:
+            return Standalone(analysis, question)
         previous_question, previous_answer, titles = _turn(history[-1])
         previous = analyse(previous_question)
+        if not (analysis.followup or continues(analysis, previous, titles)):
+            return Standalone(analysis, question)
         carried = (
             list(previous.entities) or [short_title(title) for title in titles[:1]]
             or [  # a bare (question, answer) turn: the answer's distinctive names
@@ -319,16 +367,40 @@ class Answerer:
             query = self.condense(question, history) or query
         earlier = {_plain(sentence) for sentence, _ in answer_sentences(previous_answer)}
         kind = analysis.kind if analysis.kind != "open" else previous.kind
-        entities = analysis.entities or tuple(carried)
+        # "How many GPUs trained it?": "it" is the earlier paper, whatever else is named
+        pointing = refers_back(analysis)
+        entities = (
+            tuple(dict.fromkeys([*carried, *analysis.entities])) if pointing and carried
+            else analysis.entities or tuple(carried)
+        )  # fmt: skip
         if kind == "comparison" and len(entities) < 2:
             kind = "open"
         merged = dataclasses.replace(
-            analysis, kind=kind, entities=entities,
+            analysis, kind=kind, entities=entities, followup=True,
             aspects=analysis.aspects or previous.aspects,
             aspect_words=analysis.aspect_words or previous.aspect_words,
             wants_numbers=analysis.wants_numbers or (kind == "quantity"),
         )  # fmt: skip
-        return merged, query, {text for text in earlier if text}
+        # "it"/"they" refer to what the earlier answer cited: keep those papers at hand,
+        # and answer only from them
+        cited = _cited_ids(history[-1]) if pointing or not analysis.entities else []
+        return Standalone(
+            merged, query, {text for text in earlier if text}, cited, pointing and bool(cited)
+        )  # fmt: skip
+
+    def with_cited(self, sources: list[Source], cited: Sequence[str]) -> list[Source]:
+        """A follow-up's sources: the papers the earlier answer cited first, scored as the
+        top hit so they stay quotable (fetched when retrieval for the follow-up's words
+        missed them), then the rest of what retrieval found."""
+        found = {source.paper.id: source for source in sources}
+        papers = self.index.get_papers([pid for pid in cited if pid not in found])
+        top = max((source.score for source in sources), default=1.0)
+        carried = [
+            dataclasses.replace(found[pid], score=max(top, found[pid].score)) if pid in found
+            else Source(paper=papers[pid], score=top, best_chunk=papers[pid].abstract)
+            for pid in cited if pid in found or pid in papers
+        ]  # fmt: skip
+        return merge_sources(carried, sources)
 
     def condense(self, question: str, history: Sequence[Turn]) -> str:
         """The LLM's standalone rewrite of a follow-up ("" when unusable)."""
@@ -346,17 +418,21 @@ class Answerer:
 
     def _followup_check(
         self, analysis: Question, history: Sequence[Turn], selection: Selection,
-        sources: Sequence[Source], text: str, abstained: bool,
+        sources: Sequence[Source], text: str, abstained: bool, chat: Standalone,
     ) -> tuple[str, bool, str]:  # fmt: skip
-        """A follow-up whose own aspects ("its limitations") no selected sentence covers
-        is answered with what the papers do not say, not with a loosely related quote."""
-        if abstained or not history or not analysis.followup:
+        """A follow-up whose own aspects ("its limitations") no selected sentence covers,
+        or about a paper with no sentence close enough, is answered with what the papers
+        do not say, not with a loosely related quote."""
+        if not history or not analysis.followup or (abstained and not chat.referent):
             return text, abstained, ""
         own = analyse(analysis.text).aspects
-        if not own or any(covered_aspects(analysis, unit.text) & set(own) for unit in selection.units):
+        covered = any(covered_aspects(analysis, unit.text) & set(own) for unit in selection.units)
+        if not abstained and (not own or covered):
             return text, abstained, ""
-        asked = " ".join(word for word in analyse(analysis.text).aspect_words)
-        cited = list(dict.fromkeys(unit.source_number for unit in selection.units))
+        mine = analyse(analysis.text)
+        asked = " ".join([*mine.entities, *mine.aspect_words]) or "this"
+        meant = [n for n, source in enumerate(sources, start=1) if source.paper.id in chat.cited]
+        cited = meant if chat.referent else list(dict.fromkeys(u.source_number for u in selection.units))
         titles = "; ".join(short_title(sources[n - 1].paper.title) for n in cited[:2])
         message = f"The retrieved papers ({titles}) do not say anything about “{asked}”."
         return message, True, "no sentence of the retrieved papers covers what the follow-up asks."
@@ -487,6 +563,48 @@ class Answerer:
             prompt_tokens=built.prompt_tokens if built else 0,
             prompt=built.messages if built else None,
         )
+
+
+def described_by(
+    entities: Sequence[str], sources: Sequence[Source], max_passages: int
+) -> dict[str, set[int]]:
+    """For each multi-word side named by no paper verbatim ("the gradual-pruning study"),
+    the source (number) whose title and text hold the largest share of its words, when
+    that share reaches DESCRIBED_SIDE_SHARE (ties: the better-ranked source)."""
+    texts = [source_text(source, max_passages) for source in sources]
+    about: dict[str, set[int]] = {}
+    for entity in entities:
+        words = set(stems(entity))
+        if " " not in entity or not words or any(mentions(text, entity) for text in texts):
+            continue
+        shares = [len(words & set(stems(text))) / len(words) for text in texts]
+        best = max(range(len(shares)), key=lambda i: (shares[i], -i), default=None)
+        if best is not None and shares[best] >= DESCRIBED_SIDE_SHARE:
+            about[entity] = {best + 1}
+    return about
+
+
+def decide_evidence(
+    analysis: Question, evidence: Evidence, sources: Sequence[Source], settings: Settings,
+    about: dict[str, set[int]] | None = None,
+) -> tuple[str, float]:  # fmt: skip
+    """(why to abstain or "", the cosine a sentence needs to be quoted): the gates of
+    rag/answer/gates.py, except that a comparison is answerable when some retrieved paper
+    names one of its sides, or is about a described side (`about`). Pure, so
+    bench/answers_bench.py re-decides one measurement under many settings."""
+    if not (analysis.kind == "comparison" and analysis.multi_entity):
+        return judge_evidence(evidence, settings)
+    texts = [source_text(source, settings.evidence_max_passages) for source in sources]
+    named = [
+        entity for entity in analysis.entities
+        if (about or {}).get(entity) or any(mentions(text, entity) for text in texts)
+    ]  # fmt: skip
+    if named:
+        return "", 0.0
+    return (
+        "no retrieved paper mentions " + " or ".join(f"'{e}'" for e in analysis.entities)
+        + ": the sources do not answer it."
+    ), 0.0  # fmt: skip
 
 
 def prompt_evidence(

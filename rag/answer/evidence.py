@@ -147,7 +147,9 @@ def covered_aspects(question: Question, text: str) -> set[str]:
 
 
 def relevance(unit: EvidenceUnit, question: Question, settings: Settings) -> float:
-    """Cosine, plus aspect coverage, plus a number bonus for quantity questions."""
+    """Cosine, plus aspect coverage, plus bonuses: numbers for quantity questions, enumerating
+    sentences for "which datasets", naming the asked item, and saying what a thing is
+    ("we propose X, a ...") for definitions."""
     coverage = len(covered_aspects(question, unit.text)) / len(question.aspects) if question.aspects else 0.0
     bonus = 0.0
     if question.wants_numbers and NUMBER.search(unit.text):
@@ -156,6 +158,8 @@ def relevance(unit: EvidenceUnit, question: Question, settings: Settings) -> flo
         bonus += settings.answer_list_bonus
     if question.entities and any(mentions(unit.text, entity) for entity in question.entities):
         bonus += settings.answer_entity_bonus
+    if question.kind == "definition" and DEFINING.search(unit.text):
+        bonus += settings.answer_definition_bonus
     return unit.score + settings.answer_aspect_weight * coverage + bonus
 
 
@@ -295,9 +299,13 @@ def _select_comparison(
         titled = [unit for unit in pool if mentions(sources[unit.source_number - 1].paper.title, entity)]
         focus = titled or pool  # the paper *about* the item, else any paper naming it
         side = dataclasses.replace(question, entities=(entity,))
-        if not question.aspects:  # "Compare X and Y": say what each one is
-            for unit in focus:
-                unit.score += settings.answer_entity_bonus * bool(DEFINING.search(unit.text))
+        if not question.aspects:  # "Compare X and Y": say what each one is (copies: the
+            focus = [  # units are shared with other sides and with calibration re-runs)
+                dataclasses.replace(
+                    unit, score=unit.score + settings.answer_entity_bonus * bool(DEFINING.search(unit.text))
+                )
+                for unit in focus
+            ]
         picked = reading_order(mmr(focus, side, settings, budget, 2, per_source=2))
         used.update(unit.text for unit in picked)
         groups.append((entity, picked))

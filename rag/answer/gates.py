@@ -13,8 +13,8 @@ answer is. Cosine alone cannot tell them apart, so four signals are combined:
    question's embedding by at least `abstain_absent_term_shift`;
 3. the best evidence sentence's cosine to the question (abstract and matched body
    passages: a long document's answer is often only in its body);
-4. a retrieved *title* close to the question ("What is kMaX-DeepLab?" names a
-   paper whose sentences never restate the name).
+4. a retrieved *title* close to the question, or naming an item the question names
+   ("What is kMaX-DeepLab?" names a paper whose sentences never restate the name).
 
 `judge_evidence` is a pure function of the measured `Evidence` and the settings,
 so bench/answers_bench.py re-judges one measurement under many thresholds.
@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.answer.evidence import EvidenceUnit, source_text
+from rag.answer.evidence import EvidenceUnit, mentions, source_text
+from rag.answer.question import QUESTION_WORDS
 from rag.answer.support import CachedEmbedder, question_coverage
 from rag.lexical import tokenize
 from rag.retrieve import Source
@@ -45,24 +46,35 @@ class Evidence:
     title_match: float = 0.0  # best retrieved title's cosine (measured only when consulted)
     absent_words: list[str] = field(default_factory=list)  # question words no paper contains
     absent_shift: float = 0.0  # 1 - cos(question, question without the absent words)
+    named_found: bool = False  # a retrieved paper names an item the question names ("NCLaw")
+    named_in_title: bool = False  # ... in its title ("What is ScaleKD?" and "ScaleKD: ...")
 
 
-def retrieval_evidence(query: str, sources: Sequence[Source], max_passages: int = 4) -> Evidence:
+def retrieval_evidence(
+    query: str, sources: Sequence[Source], max_passages: int = 4, entities: Sequence[str] = ()
+) -> Evidence:
     """The cheap signals, available before any sentence is embedded (coverage counts the
-    matched body passages too)."""
+    matched body passages too). `entities` are the question's named items."""
     similarities = [source.similarity for source in sources if source.similarity is not None]
+    texts = [source_text(source, max_passages) for source in sources]
     return Evidence(
         best_similarity=max(similarities, default=None),
-        coverage=question_coverage(query, [source_text(source, max_passages) for source in sources]),
+        coverage=question_coverage(query, texts),
+        named_found=any(mentions(text, entity) for text in texts for entity in entities),
+        named_in_title=any(
+            mentions(source.paper.title, entity) for source in sources for entity in entities
+        ),
     )
 
 
 def absent_words(question: str, known: Callable[[str], bool]) -> list[str]:
-    """Words of the question with a (stemmed) term that `known` says no paper contains."""
+    """Words of the question with a (stemmed) term that `known` says no paper contains;
+    the words that frame a question ("Tell me about ...") are not what it is about."""
     return [
         word
         for word in question.split()
-        if any(not known(term) for term in tokenize([word])[0])
+        if word.strip("?.,;:!\"'").lower() not in QUESTION_WORDS
+        and any(not known(term) for term in tokenize([word])[0])
     ]
 
 
@@ -113,7 +125,8 @@ def measure_evidence(
 def judge_retrieval(evidence: Evidence, settings: Settings) -> str:
     """Why retrieval alone is too weak to answer from ("" when it is not)."""
     best = evidence.best_similarity
-    if best is not None and best < settings.abstain_min_retrieval:
+    # A bare name ("What is NCLaw?") embeds poorly, but a paper that names it is on topic.
+    if best is not None and best < settings.abstain_min_retrieval and not evidence.named_found:
         return (f"best match scored {best:.2f}, below the abstention threshold "
                 f"{settings.abstain_min_retrieval:.2f}: the sources are too weak to "
                 "answer.")  # fmt: skip
@@ -143,7 +156,7 @@ def judge_evidence(evidence: Evidence, settings: Settings) -> tuple[str, float]:
                 "the sources do not answer it."), 0.0  # fmt: skip
     if best >= settings.extractive_min_score:
         return "", settings.extractive_min_score
-    if evidence.title_match >= settings.abstain_title_match:
+    if evidence.title_match >= settings.abstain_title_match or evidence.named_in_title:
         return "", 0.0  # on topic by title: quote its closest sentences
     return (f"no source sentence is close to the question (best {best:.2f} < "
             f"{settings.extractive_min_score:.2f}): the sources do not answer it."), 0.0  # fmt: skip

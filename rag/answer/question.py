@@ -29,7 +29,8 @@ QUESTION_WORDS = {
     "the", "a", "an", "in", "on", "of", "for", "to", "with", "between", "versus", "vs", "it",
     "its", "they", "their", "this", "that", "these", "those", "also", "about", "any", "some",
     "papers", "paper", "both", "each", "i", "we", "you", "me", "many", "much", "from", "by",
-    "at", "as", "into", "than", "there", "other", "others",
+    "at", "as", "into", "than", "there", "other", "others", "please", "summarize", "summarise",
+    "show",
 }  # fmt: skip
 """Capitalised words that are not named items (they start questions or glue them)."""
 
@@ -92,7 +93,8 @@ DEFINITION = re.compile(r"^\s*(?:what\s+(?:is|are|was)\s+(?:an?\s+|the\s+)?|what
 YESNO = re.compile(r"^\s*(?:is|are|was|were|does|do|did|can|could|will|would|has|have|should)\b", re.I)
 PRONOUN = re.compile(
     r"\b(?:it|its|it's|they|them|their|theirs|this|that|these|those|he|she|his|her)\b"
-    r"|\bthe\s+(?:paper|method|model|approach|authors|dataset|work|same)\b",
+    r"|\bthe\s+(?:paper|method|model|approach|authors|dataset|work|same|experiments?|results?|"
+    r"evaluation|study|system|framework|architecture|proposed|technique)\b",
     re.I,
 )
 ELLIPSIS = re.compile(r"^\s*(?:what|how)\s+about\b|^\s*(?:and|also|but|so)\b|^\s*(?:and\s+)?the\s+\w+\s*\??\s*$", re.I)
@@ -212,6 +214,22 @@ def analyse(text: str) -> Question:
         wants_enumeration=kind != "list" and bool(ENUMERATION_CUE.search(text)),
         aspect_words=tuple(dict.fromkeys(word.lower() for word in aspect_words)),
     )  # fmt: skip
+
+
+def refers_back(question: Question) -> bool:
+    """The question points at something said before ("it", "its", "the authors")."""
+    return bool(PRONOUN.search(question.text))
+
+
+def continues(question: Question, previous: Question, titles: list[str]) -> bool:
+    """A question that names nothing of its own but reuses a content word of the earlier
+    turn's question or of the paper it cited ("Where do the preference signals come
+    from?" after "What is prefer-to-classify?") continues that turn."""
+    if question.entities or not question.aspects:
+        return False
+    earlier = set(previous.aspects) | {stem for title in titles for stem in stems(title)}
+    earlier |= {stem for entity in previous.entities for stem in stems(entity)}
+    return bool(set(question.aspects) & earlier)
 
 
 def followup_query(question: Question, carried: list[str], previous: Question | None) -> str:

@@ -12,6 +12,8 @@ small embedder under-rates).
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -43,19 +45,78 @@ class SentenceSupport:
     answers: float | None = None  # share of the question's aspects the evidence covers
 
 
-class CachedEmbedder:
-    """Embeds each distinct text once per answer: extractive scoring and the support
-    check read the same abstract sentences, and embedding dominates their cost."""
+class SharedVectors:
+    """Text vectors shared by every answer over one embedder: a bounded, thread-safe LRU.
 
-    def __init__(self, embed_batch: EmbedBatch):
+    Answers keep quoting the same papers, and embedding their sentences is nearly all of
+    an extractive answer's time, so each sentence is embedded once per process (until
+    `capacity` other texts have pushed it out). Keyed by text: one cache per embedder.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+            return vector
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        with self._lock:
+            self._vectors[text] = vector
+            self._vectors.move_to_end(text)
+            while len(self._vectors) > self.capacity:
+                self._vectors.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+
+_SHARED: OrderedDict[int, tuple[object, SharedVectors]] = OrderedDict()
+_SHARED_EMBEDDERS = 4  # embedders (indexes) whose caches are kept at once
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_vectors(embedder: object, capacity: int) -> SharedVectors:
+    """The process-wide cache of `embedder`'s vectors (the embedder is kept alive with it,
+    so its id cannot be reused while the entry exists)."""
+    with _SHARED_LOCK:
+        entry = _SHARED.get(id(embedder))
+        if entry is None or entry[0] is not embedder:
+            entry = (embedder, SharedVectors(capacity))
+            _SHARED[id(embedder)] = entry
+            while len(_SHARED) > _SHARED_EMBEDDERS:
+                _SHARED.popitem(last=False)
+        _SHARED.move_to_end(id(embedder))
+        return entry[1]
+
+
+class CachedEmbedder:
+    """Embeds each distinct text once per answer (extractive scoring and the support check
+    read the same sentences), and once per process when given the `shared` cache."""
+
+    def __init__(self, embed_batch: EmbedBatch, shared: SharedVectors | None = None):
         self._embed_batch = embed_batch
+        self._shared = shared
         self._cache: dict[str, np.ndarray] = {}
 
     def __call__(self, texts: list[str]) -> list[np.ndarray]:
-        missing = list(dict.fromkeys(text for text in texts if text not in self._cache))
+        wanted = [text for text in dict.fromkeys(texts) if text not in self._cache]
+        if self._shared is not None:
+            for text in wanted:
+                vector = self._shared.get(text)
+                if vector is not None:
+                    self._cache[text] = vector
+        missing = [text for text in wanted if text not in self._cache]
         if missing:
             for text, vector in zip(missing, self._embed_batch(missing)):
                 self._cache[text] = np.asarray(vector, dtype=np.float32)
+                if self._shared is not None:
+                    self._shared.put(text, self._cache[text])
         return [self._cache[text] for text in texts]
 
 
