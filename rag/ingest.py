@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
-from rag.formats import FormatError, RecordLimits, expand_paths, parse_file
+from rag.formats import FormatError, RecordLimits, count_records, expand_paths, stream_file
 from rag.identity import resolve_same_papers
 from rag.index import PaperIndex, Progress
+from rag.papers import Paper
 
 
 @dataclass
@@ -25,6 +26,8 @@ class IngestReport:
     """Files from which nothing could be read (the UI does not keep such uploads)."""
     notes: list[str] = field(default_factory=list)
     """Things done to accepted papers that the user should know (e.g. a chunk cap)."""
+    records: int = 0
+    """Good records read (a paper met twice counts twice; `duplicates` is records - added)."""
 
     @property
     def ok(self) -> bool:
@@ -52,14 +55,50 @@ class IngestReport:
 def ingest_paths(
     index: PaperIndex, paths: Iterable[Path], progress: Progress | None = None
 ) -> IngestReport:
-    """Parse every file first, then add the good papers; a bad file never stops the others."""
+    """Stream every file's papers into the index in bounded batches; a bad file never
+    stops the others.
+
+    Records are read lazily (JSONL line by line), grouped into batches of
+    `ingest_batch_papers`, resolved to the ids the index already uses (rag/identity.py,
+    across the batches of this run too), then embedded while the previous batch is
+    written (PaperIndex.add_batches), so memory stays flat in the size of the input.
+    `progress(done, total)` counts records towards the number the files hold.
+    """
     files, missing = expand_paths(paths)
     report = IngestReport(file_errors=missing)
     limits = RecordLimits.from_settings(index.settings)
-    papers = []
+    total = sum(count_records(path) for path in files) if progress else 0
+    earlier: dict[str, str] = {}  # identity keys of this run's papers -> their ids
+
+    def batches() -> Iterator[list[Paper]]:
+        size = index.settings.ingest_batch_papers
+        batch: list[Paper] = []
+        for paper in _papers(files, limits, report):
+            batch.append(paper)
+            if len(batch) >= size:
+                yield resolve_same_papers(index, batch, earlier)
+                batch = []
+        if batch:
+            yield resolve_same_papers(index, batch, earlier)
+
+    result = index.add_batches(batches(), progress=progress, total=total)
+    report.added = result.added
+    report.duplicates = report.records - result.added
+    report.notes.extend(result.notes)
+    report.total_papers = index.paper_count()
+    return report
+
+
+def _papers(files: list[Path], limits: RecordLimits, report: IngestReport) -> Iterator[Paper]:
+    """Every good record of every file, one at a time; file problems go to the report."""
     for path in files:
+        count = 0
         try:
-            parsed = parse_file(path, limits)
+            parsed, papers = stream_file(path, limits)
+            for paper in papers:
+                count += 1
+                report.records += 1
+                yield paper
         except FormatError as exc:
             report.file_errors.append(str(exc))
             report.refused.append(path)
@@ -71,16 +110,7 @@ def ingest_paths(
         report.files += 1
         if parsed.bad_lines:
             report.bad_lines[str(path)] = parsed.bad_lines
-        if not parsed.papers:
+        if not count:
             report.refused.append(path)
             if not parsed.bad_lines:
                 report.file_errors.append(f"{path}: no papers found")
-        papers.extend(parsed.papers)
-    if papers:
-        records = len(papers)
-        papers = resolve_same_papers(index, papers)  # one record per paper across sources
-        result = index.add_papers(papers, progress=progress)
-        report.added, report.duplicates = result.added, records - result.added
-        report.notes.extend(result.notes)
-    report.total_papers = index.paper_count()
-    return report
