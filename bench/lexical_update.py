@@ -70,22 +70,34 @@ def timed(action) -> float:
     return time.perf_counter() - started
 
 
-def measure(module, directory: Path, papers: list[Paper], pdf: Paper, rounds: int) -> dict:
-    index = module.LexicalIndex(directory)
-    build = timed(lambda: index.add(papers))
-    adds, deletes, queries = [], [], []
+def measure(modules: dict, directory: Path, papers: list[Paper], pdf: Paper, rounds: int) -> dict:
+    """Build each design's index, then time adds, queries and deletes round by round,
+    alternating designs, so a change in machine load hits both alike."""
+    indexes = {name: module.LexicalIndex(directory / name) for name, module in modules.items()}
+    times: dict[str, dict[str, list[float]]] = {
+        name: {"build": [], "add": [], "delete": [], "query": []} for name in modules
+    }
+    for name, index in indexes.items():
+        times[name]["build"].append(timed(lambda: index.add(papers)))
+        print(name, "built", file=sys.stderr, flush=True)
     for _ in range(rounds):
-        adds.append(timed(lambda: index.add([pdf])))
+        for name, index in indexes.items():
+            times[name]["add"].append(timed(lambda: index.add([pdf])))
         for query in QUERIES:
-            queries.append(timed(lambda: index.search_passages(query, 10)))
-        assert index.search_passages(pdf.abstract, 1)[0].paper_id == pdf.id
-        deletes.append(timed(lambda: index.remove([pdf.id])))
-    assert index.count() == len(papers)
+            for name, index in indexes.items():
+                times[name]["query"].append(timed(lambda: index.search_passages(query, 10)))
+        for name, index in indexes.items():
+            assert index.search_passages(pdf.abstract, 1)[0].paper_id == pdf.id
+            times[name]["delete"].append(timed(lambda: index.remove([pdf.id])))
+            assert index.count() == len(papers)
     return {
-        "build_s": round(build, 2),
-        "add_pdf_s": round(statistics.median(adds), 3),
-        "delete_pdf_s": round(statistics.median(deletes), 3),
-        "query_ms": round(1000 * statistics.median(queries), 1),
+        name: {
+            "build_s": round(found["build"][0], 2),
+            "add_pdf_s": round(statistics.median(found["add"]), 3),
+            "delete_pdf_s": round(statistics.median(found["delete"]), 3),
+            "query_ms": round(1000 * statistics.median(found["query"]), 1),
+        }
+        for name, found in times.items()
     }
 
 
@@ -102,9 +114,8 @@ def main() -> None:
     result = {"papers": len(papers), "pdf_passages": len(pdf.passages),
               "load_average": os.getloadavg()}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        for name, module in (("before", load_before(args.before)), ("after", after)):
-            result[name] = measure(module, Path(tmp) / name, papers, pdf, args.rounds)
-            print(name, result[name], file=sys.stderr, flush=True)
+        modules = {"before": load_before(args.before), "after": after}
+        result.update(measure(modules, Path(tmp), papers, pdf, args.rounds))
     result["load_average_end"] = os.getloadavg()
     result["add_speedup"] = round(result["before"]["add_pdf_s"] / result["after"]["add_pdf_s"], 1)
     text = json.dumps(result, indent=2)

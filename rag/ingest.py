@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,33 @@ class IngestReport:
                 f"(first: {bad[0][1]})"
             )
         return lines
+
+
+def progress_line(done: int, total: int, elapsed_s: float) -> str:
+    """Ingest progress as one plain line, e.g. '1,200/50,000 papers, 24.1/s, ETA 33m 52s':
+    what the CLI prints when stderr is no terminal (CI logs) and the UI's bar shows."""
+    rate = done / elapsed_s if elapsed_s > 0 else 0.0
+    text = f"{done:,}/{total:,} papers"
+    if rate > 0:
+        text += f", {rate:.1f}/s"
+        if total > done:
+            eta = round((total - done) / rate)
+            text += f", ETA {eta // 3600}h {eta // 60 % 60:02d}m" if eta >= 3600 else (
+                f", ETA {eta // 60}m {eta % 60:02d}s")  # fmt: skip
+    return text
+
+
+class ProgressReporter:
+    """A `progress(done, total)` callback for ingest_paths that tells a display the count
+    and its plain line (rate and ETA over the run so far): one source for the CLI
+    and the UI. `show(done, total, line)` draws it."""
+
+    def __init__(self, show: Callable[[int, int, str], None]):
+        self.show = show
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        self.show(done, total, progress_line(done, total, time.monotonic() - self.started))
 
 
 def ingest_paths(

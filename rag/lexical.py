@@ -350,6 +350,11 @@ class _Loaded:
             }  # fmt: skip
         return self._positions
 
+    def per_paper(self, rows: np.ndarray) -> np.ndarray:
+        """Each live paper's best row score, in paper order."""
+        best = np.maximum.reduceat(rows, self.starts[:-1])
+        return best if len(self.live) == len(best) else best[self.live]
+
     def segment_of(self, paper: int) -> tuple[_Segment, int]:
         """(segment, position in it) of a global paper position."""
         s = int(np.searchsorted(self.paper_offsets, paper, side="right")) - 1
@@ -416,8 +421,15 @@ class LexicalIndex:
         return name if content is not None else ""
 
     def _state(self) -> _Loaded:
-        """The live manifest, loaded; a writer may delete an old manifest's segments right
-        after its swap, so a reader that lost that race reads CURRENT again (bounded)."""
+        """The live manifest, loaded. Cheap when nothing changed (one small file read per
+        query); a writer may delete an old manifest's segments right after its swap, so
+        a reader that lost that race reads CURRENT again (bounded)."""
+        try:
+            current = (self.directory / "CURRENT").read_text(encoding="utf-8").strip()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            current = ""
+        if current == self._loaded.manifest:
+            return self._loaded
         for attempt in range(3):
             name, content = self._manifest()
             if content is None:
@@ -483,14 +495,14 @@ class LexicalIndex:
         state = self._state()
         return not state.meta or bool(state.live_postings(term))
 
-    def _row_scores(self, query: str, mask: np.ndarray | None) -> np.ndarray | None:
+    @staticmethod
+    def _row_scores(state: _Loaded, query: str, mask: np.ndarray | None) -> np.ndarray | None:
         """BM25 score of every global row (None: no query term is in a live row).
 
         Statistics are corpus-wide over live rows of all segments, so a row scores
         exactly as it would after a full rebuild. A term repeated in the query counts
         once per occurrence, as in bm25s.
         """
-        state = self._state()
         if not state.meta:
             return None
         terms = [(times, state.live_postings(term))
@@ -515,10 +527,10 @@ class LexicalIndex:
     def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:
         """Per paper, in paper order, the BM25 score of its best row (zeros where `mask` is 0)."""
         state = self._state()
-        rows = self._row_scores(query, mask)
+        rows = self._row_scores(state, query, mask)
         if rows is None:
             return np.zeros(len(state.meta), dtype=np.float32)
-        return np.maximum.reduceat(rows, state.starts[:-1])[state.live]
+        return state.per_paper(rows)
 
     def search(
         self, query: str, k: int, mask: np.ndarray | None = None
@@ -531,10 +543,10 @@ class LexicalIndex:
     ) -> list[LexicalHit]:
         """Top-k papers by their best row, each with up to `per_paper` matching body passages."""
         state = self._state()
-        rows = self._row_scores(query, mask)
+        rows = self._row_scores(state, query, mask)
         if rows is None or k <= 0:
             return []
-        scores = np.maximum.reduceat(rows, state.starts[:-1])[state.live]
+        scores = state.per_paper(rows)
         k = min(k, scores.size)
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
