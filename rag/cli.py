@@ -161,8 +161,9 @@ def _open_index(settings: Settings):
 @contextmanager
 def _ingest_progress() -> Iterator[Callable[[int, int], None]]:
     """A live tqdm bar (count, rate, ETA) on a terminal; otherwise (CI=true, a log file) a
-    plain progress line every PROGRESS_LINE_S, so logs stay readable (a shorter run
-    prints none: its summary line says it all)."""
+    plain progress line at most every PROGRESS_LINE_S once papers are being written, and
+    a last one at the end, so logs stay readable (a run that ends before its first line
+    is due prints none: the summary says it all)."""
     from rag.ingest import ProgressReporter
 
     if sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("true", "1"):
@@ -180,7 +181,8 @@ def _ingest_progress() -> Iterator[Callable[[int, int], None]]:
 
     def log(done: int, total: int, line: str) -> None:
         now = time.monotonic()
-        if now - last[0] >= PROGRESS_LINE_S or (done >= total and last[1]):
+        due = 0 < done < total and now - last[0] >= PROGRESS_LINE_S
+        if due or (done >= total and last[1]):
             last[:] = [now, True]
             print(f"  {line}", file=sys.stderr, flush=True)
 
