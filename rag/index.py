@@ -464,20 +464,23 @@ class PaperIndex:
         While batch k is chunked and embedded (the slow part, outside the write lock),
         one writer thread writes batch k-1 to Chroma and the BM25 index under the lock,
         skipping papers another writer stored in the meantime; a bounded queue of one
-        batch keeps memory flat. `progress(done, total)` counts papers handled
-        (written or skipped as duplicates); `total` is the caller's estimate (0: unknown,
-        then the count so far is shown as the total).
+        batch keeps memory flat. A caller that already holds the write lock (`rag
+        repair`) writes in its own thread: another thread could not take that lock.
+        `progress(done, total)` counts papers handled (written or skipped as
+        duplicates); `total` is the caller's estimate (0: unknown).
         """
         self._told_wait = False
         result = AddResult(added=0, duplicates=0)
         handled = [0]
         queue: Queue[tuple[list[Paper], list[BaseNode], int] | None] = Queue(maxsize=1)
         failure: list[BaseException] = []
-        writer = threading.Thread(
-            target=self._write_queue, args=(queue, result, handled, failure), daemon=True,
-            name="index-writer",
-        )  # fmt: skip
-        writer.start()
+        writer = None
+        if not self._write_depth:
+            writer = threading.Thread(
+                target=self._write_queue, args=(queue, result, handled, failure),
+                daemon=True, name="index-writer",
+            )  # fmt: skip
+            writer.start()
         queued: set[str] = set()  # ids of this run already on their way to the index
         try:
             for batch in batches:
@@ -492,12 +495,17 @@ class PaperIndex:
                 queued.update(unique)
                 nodes = self._chunk_and_embed(fresh, result.notes) if fresh else []
                 result.duplicates += len(batch) - len(fresh)
-                queue.put((fresh, nodes, len(batch)))
+                if writer:
+                    queue.put((fresh, nodes, len(batch)))
+                else:
+                    self._write_batch(fresh, nodes, result)
+                    handled[0] += len(batch)
                 if progress:
                     progress(handled[0], max(total, handled[0]))
         finally:
-            queue.put(None)
-            writer.join()
+            if writer:
+                queue.put(None)
+                writer.join()
         if failure:
             raise failure[0]
         if progress:  # done: the estimate gives way to what was really there
@@ -508,25 +516,30 @@ class PaperIndex:
         self, queue: "Queue[tuple[list[Paper], list[BaseNode], int] | None]",
         result: AddResult, handled: list[int], failure: list[BaseException],
     ) -> None:  # fmt: skip
-        """The writer thread of add_batches: each embedded batch into Chroma and BM25,
-        under the write lock; the first error stops the writes and is re-raised."""
+        """The writer thread of add_batches; the first error stops the writes and is
+        re-raised in the calling thread."""
         while (item := queue.get()) is not None:
             papers, nodes, records = item
             if failure:
                 continue  # drain, so the producer never blocks on a dead writer
             try:
-                with self.writing():
-                    present = self.existing_ids([paper.id for paper in papers])
-                    todo = [paper for paper in papers if paper.id not in present]
-                    if todo:
-                        self._write(todo, [node for node in nodes if node.ref_doc_id not in present])
-                        self.lexical.add(todo)
-                        self.lexical.mark_synced(self._bump_revision())
-                result.added += len(todo)
-                result.duplicates += len(papers) - len(todo)
+                self._write_batch(papers, nodes, result)
                 handled[0] += records
             except BaseException as exc:  # re-raised in the calling thread
                 failure.append(exc)
+
+    def _write_batch(self, papers: list[Paper], nodes: list[BaseNode], result: AddResult) -> None:
+        """One embedded batch into Chroma and BM25 under the write lock, skipping papers
+        another writer stored since they were embedded."""
+        with self.writing():
+            present = self.existing_ids([paper.id for paper in papers])
+            todo = [paper for paper in papers if paper.id not in present]
+            if todo:
+                self._write(todo, [node for node in nodes if node.ref_doc_id not in present])
+                self.lexical.add(todo)
+                self.lexical.mark_synced(self._bump_revision())
+        result.added += len(todo)
+        result.duplicates += len(papers) - len(todo)
 
     def delete_paper(self, paper_id: str) -> bool:
         """Remove a paper and its chunks; False when it was not indexed."""
