@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -162,14 +165,46 @@ def _open_index(settings: Settings):
     return PaperIndex(settings)
 
 
+@contextmanager
+def _ingest_progress() -> Iterator[Callable[[int, int], None]]:
+    """A live tqdm bar (count, rate, ETA) on a terminal; otherwise (CI=true, a log file) a
+    plain progress line at most every PROGRESS_LINE_S once papers are being written, and
+    a last one at the end, so logs stay readable (a run that ends before its first line
+    is due prints none: the summary says it all)."""
+    from rag.ingest import ProgressReporter
+
+    if sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("true", "1"):
+        from tqdm import tqdm
+
+        with tqdm(total=0, unit="paper", file=sys.stderr, dynamic_ncols=True) as bar:
+
+            def draw(done: int, total: int, line: str) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            yield ProgressReporter(draw)
+        return
+    last = [time.monotonic(), False]  # when the last line was printed; printed any?
+
+    def log(done: int, total: int, line: str) -> None:
+        now = time.monotonic()
+        due = 0 < done < total and now - last[0] >= PROGRESS_LINE_S
+        if due or (done >= total and last[1]):
+            last[:] = [now, True]
+            print(f"  {line}", file=sys.stderr, flush=True)
+
+    yield ProgressReporter(log)
+
+
+PROGRESS_LINE_S = 10.0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.ingest import ingest_paths
 
     index = _open_index(_settings(args))
-    progress = (lambda done, total: print(f"  embedded {done}/{total}", file=sys.stderr)) if (
-        sys.stderr.isatty()
-    ) else None
-    report = ingest_paths(index, args.paths, progress=progress)
+    with _ingest_progress() as progress:
+        report = ingest_paths(index, args.paths, progress=progress)
     say(report.summary())
     for line in report.notes:
         say(f"note: {line}", file=sys.stderr)

@@ -304,14 +304,15 @@ def _decode_error(exc: UnicodeDecodeError) -> str:
     return f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
 
 
-def _records_from_jsonl(
-    lines: Iterable[bytes], parsed: ParsedFile, limits: RecordLimits
-) -> None:
+def _jsonl_papers(
+    lines: Iterable[bytes], source: str, limits: RecordLimits, bad_lines: list[tuple[int, str]]
+) -> Iterator[Paper]:
+    """Papers of JSONL lines, one at a time; skipped records go to bad_lines as they come."""
     for number, raw in enumerate(lines, start=1):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            parsed.bad_lines.append((number, _decode_error(exc)))
+            bad_lines.append((number, _decode_error(exc)))
             continue
         if number == 1:
             line = line.lstrip("\ufeff")
@@ -320,28 +321,35 @@ def _records_from_jsonl(
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            parsed.bad_lines.append((number, f"invalid JSON ({exc.msg})"))
+            bad_lines.append((number, f"invalid JSON ({exc.msg})"))
             continue
         except RecursionError:
-            parsed.bad_lines.append((number, "invalid JSON (nested too deeply)"))
+            bad_lines.append((number, "invalid JSON (nested too deeply)"))
             continue
         if not isinstance(record, dict):
-            parsed.bad_lines.append((number, "not a JSON object"))
+            bad_lines.append((number, "not a JSON object"))
             continue
         try:
-            parsed.papers.append(paper_from_record(record, str(parsed.path), limits))
+            yield paper_from_record(record, source, limits)
         except RecordError as exc:
-            parsed.bad_lines.append((number, str(exc)))
+            bad_lines.append((number, str(exc)))
+
+
+def _stream_jsonl(
+    path: Path, limits: RecordLimits, bad_lines: list[tuple[int, str]]
+) -> Iterator[Paper]:
+    """A JSONL(.gz) file's papers, read line by line: memory stays one record's worth."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            yield from _jsonl_papers(handle, str(path), limits, bad_lines)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        bad_lines.append((0, f"file truncated or corrupt ({exc})"))
 
 
 def parse_jsonl(path: Path, limits: RecordLimits = RecordLimits()) -> ParsedFile:
     parsed = ParsedFile(path=path, format="jsonl")
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as handle:
-            _records_from_jsonl(handle, parsed, limits)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        parsed.bad_lines.append((0, f"file truncated or corrupt ({exc})"))
+    parsed.papers = list(_stream_jsonl(path, limits, parsed.bad_lines))
     return parsed
 
 
@@ -426,6 +434,40 @@ def parse_file(path: Path, limits: RecordLimits = RecordLimits()) -> ParsedFile:
         return parse_csv(path, limits)
     text, damaged = _decode_lenient(path.read_bytes())
     return parse_seed_page(path, text, damaged)
+
+
+def stream_file(
+    path: Path, limits: RecordLimits = RecordLimits()
+) -> tuple[ParsedFile, Iterator[Paper]]:
+    """One file's papers one at a time, for ingest in bounded batches.
+
+    JSONL (gzip too) is read line by line, so any size costs one record's memory;
+    the other formats are small by nature and parsed whole. Raises FormatError now
+    when the file is no supported format; the returned ParsedFile (papers left empty)
+    collects the skipped records' lines while the iterator runs.
+    """
+    if detect_format(path) == "jsonl":
+        parsed = ParsedFile(path=path, format="jsonl")
+        return parsed, _stream_jsonl(path, limits, parsed.bad_lines)
+    parsed = parse_file(path, limits)
+    papers, parsed.papers = parsed.papers, []
+    return parsed, iter(papers)
+
+
+def count_records(path: Path) -> int:
+    """About how many papers a file holds, cheaply (non-blank lines of a JSONL file, one
+    per PDF): the total a progress bar counts towards before anything is parsed."""
+    try:
+        kind = detect_format(path)
+        if kind == "pdf":
+            return 1
+        if kind != "jsonl":
+            return len(parse_file(path).papers)
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except (FormatError, OSError, EOFError, zlib.error):
+        return 0
 
 
 SUPPORTED_SUFFIXES = (

@@ -175,13 +175,22 @@ def _stored_by_metadata(index: PaperIndex, field: str, values: set[str]) -> dict
     return found
 
 
-def resolve_same_papers(index: PaperIndex, papers: Sequence[Paper]) -> list[Paper]:
+def resolve_same_papers(
+    index: PaperIndex, papers: Sequence[Paper], earlier: dict[str, str] | None = None
+) -> list[Paper]:
     """The batch merged (see merge_batch), each paper carrying the id the index already
     stores it under when it is stored; papers new to the index keep their own id.
 
     Stored papers are found by id (own, arXiv, title id: seed pages use title ids),
     by DOI, and, for an incoming paper without an identifier of its own, by the
     `title_key` metadata every paper is written with.
+
+    `earlier` serves a run that arrives in batches (streaming ingest): it maps the
+    identity keys of papers accepted in earlier batches of the run to their ids, so a
+    record of the same paper in a later batch gets that id (and is skipped as a
+    duplicate) even before the earlier batch is written; it is updated in place.
+    Unlike records within one batch, such a later record does not fill in the
+    earlier one's blank fields (it is already on its way to the index).
     """
     merged = merge_batch(papers)
     if not merged:
@@ -199,5 +208,10 @@ def resolve_same_papers(index: PaperIndex, papers: Sequence[Paper]) -> list[Pape
     for paper in merged:
         known = next((c for c in candidates[paper.id] if c in stored), None)
         known = known or by_doi.get(paper.doi.lower()) or by_title.get(title_key(paper.title))
+        if earlier is not None:
+            keys, looks = identity_keys(paper)
+            known = known or next((earlier[key] for key in sorted(looks) if key in earlier), None)
+            for key in keys:
+                earlier.setdefault(key, known or paper.id)
         resolved.append(dataclasses.replace(paper, id=known) if known else paper)
     return resolved

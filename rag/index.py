@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from queue import Queue
 
 import chromadb
 import numpy as np
@@ -497,36 +498,96 @@ class PaperIndex:
         )
 
     def add_papers(self, papers: Sequence[Paper], progress: Progress | None = None) -> AddResult:
-        """Add papers not yet indexed (by id); duplicates within `papers` count once.
+        """Add papers not yet indexed (by id); duplicates within `papers` count once."""
+        size = self.settings.ingest_batch_papers
+        batches = (papers[start : start + size] for start in range(0, len(papers), size))
+        return self.add_batches(batches, progress, total=len(papers))
 
-        Embedding (the slow part) runs outside the write lock; each batch is then
-        written under it, skipping papers another writer stored in the meantime.
+    def add_batches(
+        self, batches: Iterable[Sequence[Paper]], progress: Progress | None = None,
+        total: int = 0,
+    ) -> AddResult:  # fmt: skip
+        """Add papers arriving in batches (streaming ingest); only two batches are in memory.
+
+        While batch k is chunked and embedded (the slow part, outside the write lock),
+        one writer thread writes batch k-1 to Chroma and the BM25 index under the lock,
+        skipping papers another writer stored in the meantime; a bounded queue of one
+        batch keeps memory flat. A caller that already holds the write lock (`rag
+        repair`) writes in its own thread: another thread could not take that lock.
+        `progress(done, total)` counts papers handled (written or skipped as
+        duplicates); `total` is the caller's estimate (0: unknown).
         """
         self._begin_call()
-        unique: dict[str, Paper] = {}
-        for paper in papers:
-            unique.setdefault(paper.id, paper)
-        already = self.existing_ids(list(unique))
-        fresh = [paper for paper_id, paper in unique.items() if paper_id not in already]
-        added: list[Paper] = []
-        notes: list[str] = []
-        batch = self.settings.ingest_batch_papers
-        for start in range(0, len(fresh), batch):
-            chunk = fresh[start : start + batch]
-            nodes = self._chunk_and_embed(chunk, notes)
-            with self.writing():
-                present = self.existing_ids([paper.id for paper in chunk])
-                todo = [paper for paper in chunk if paper.id not in present]
-                if todo:
-                    self._write(todo, [node for node in nodes if node.ref_doc_id not in present])
-                    added.extend(todo)
-            if progress:
-                progress(min(start + batch, len(fresh)), len(fresh))
-        if added:
-            with self.writing():
-                self.lexical.add(added)
+        result = AddResult(added=0, duplicates=0)
+        handled = [0]
+        queue: Queue[tuple[list[Paper], list[BaseNode], int] | None] = Queue(maxsize=1)
+        failure: list[BaseException] = []
+        writer = None
+        if not self._write_depth:
+            writer = threading.Thread(
+                target=self._write_queue, args=(queue, result, handled, failure),
+                daemon=True, name="index-writer",
+            )  # fmt: skip
+            writer.start()
+        queued: set[str] = set()  # ids of this run already on their way to the index
+        try:
+            for batch in batches:
+                if failure:
+                    break
+                unique: dict[str, Paper] = {}
+                for paper in batch:
+                    if paper.id not in queued:
+                        unique.setdefault(paper.id, paper)
+                already = self.existing_ids(list(unique))
+                fresh = [paper for paper_id, paper in unique.items() if paper_id not in already]
+                queued.update(unique)
+                nodes = self._chunk_and_embed(fresh, result.notes) if fresh else []
+                result.duplicates += len(batch) - len(fresh)
+                if writer:
+                    queue.put((fresh, nodes, len(batch)))
+                else:
+                    self._write_batch(fresh, nodes, result)
+                    handled[0] += len(batch)
+                if progress:
+                    progress(handled[0], max(total, handled[0]))
+        finally:
+            if writer:
+                queue.put(None)
+                writer.join()
+        if failure:
+            raise failure[0]
+        if progress:  # done: the estimate gives way to what was really there
+            progress(handled[0], handled[0])
+        return result
+
+    def _write_queue(
+        self, queue: "Queue[tuple[list[Paper], list[BaseNode], int] | None]",
+        result: AddResult, handled: list[int], failure: list[BaseException],
+    ) -> None:  # fmt: skip
+        """The writer thread of add_batches; the first error stops the writes and is
+        re-raised in the calling thread."""
+        while (item := queue.get()) is not None:
+            papers, nodes, records = item
+            if failure:
+                continue  # drain, so the producer never blocks on a dead writer
+            try:
+                self._write_batch(papers, nodes, result)
+                handled[0] += records
+            except BaseException as exc:  # re-raised in the calling thread
+                failure.append(exc)
+
+    def _write_batch(self, papers: list[Paper], nodes: list[BaseNode], result: AddResult) -> None:
+        """One embedded batch into Chroma and BM25 under the write lock, skipping papers
+        another writer stored since they were embedded."""
+        with self.writing():
+            present = self.existing_ids([paper.id for paper in papers])
+            todo = [paper for paper in papers if paper.id not in present]
+            if todo:
+                self._write(todo, [node for node in nodes if node.ref_doc_id not in present])
+                self.lexical.add(todo)
                 self._mark_lexical_synced()
-        return AddResult(added=len(added), duplicates=len(papers) - len(added), notes=notes)
+        result.added += len(todo)
+        result.duplicates += len(papers) - len(todo)
 
     def enrich_papers(self, papers: Sequence[Paper]) -> list[str]:
         """Fill stored papers' empty metadata from these records of the same papers (same
@@ -538,7 +599,7 @@ class PaperIndex:
         (filters read year and authors there; a filled abstract is new head text) are
         rewritten under the write lock.
         """
-        self._told_wait = False
+        self._begin_call()
         incoming = {paper.id: paper for paper in papers}
 
         def filled() -> list[Paper]:
@@ -584,7 +645,7 @@ class PaperIndex:
             self.lexical.add(
                 [dataclasses.replace(p, passages=bodies.get(p.id, ())) for p in changed]
             )
-            self.lexical.mark_synced(self._bump_revision())
+            self._mark_lexical_synced()
         return [paper.id for paper in changed]
 
     def delete_paper(self, paper_id: str) -> bool:

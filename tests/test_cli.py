@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -202,3 +203,18 @@ def test_help_needs_no_settings_or_stage_imports():
     bad = subprocess.run([sys.executable, "-m", "rag.cli", "stats"], capture_output=True,
                          text=True, env={**os.environ, "RAG_TOP_K": "0"})  # fmt: skip
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_ingest_logs_plain_progress_lines_when_stderr_is_no_terminal(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("rag.cli.PROGRESS_LINE_S", 0.0)  # a line per batch, not every 10 s
+    monkeypatch.setenv("RAG_INGEST_BATCH_PAPERS", "1")
+    data = tmp_path / "three.jsonl"
+    data.write_text("".join(
+        json.dumps({"id": f"p{i}", "title": f"Paper {i}", "abstract": f"Abstract number {i}."}) + "\n"
+        for i in range(3)
+    ))  # fmt: skip
+    code, out, err = run(capsys, "ingest", str(data), "--index", str(tmp_path / "idx"))
+    assert code == 0 and "added 3" in out and "\r" not in err  # no bar redraws in a log
+    lines = err.splitlines()
+    assert re.fullmatch(r"  [12]/3 papers, [0-9.]+/s, ETA \d+m \d\ds", lines[0])
+    assert re.fullmatch(r"  3/3 papers, [0-9.]+/s", lines[-1])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
+import pytest
+
+from rag.formats import count_records, stream_file
 from rag.index import PaperIndex
-from rag.ingest import ingest_paths
+from rag.ingest import ingest_paths, progress_line
 from rag.settings import BUNDLED_CORPUS
 
 ABSTRACT = "A study of {topic}: we propose a method and evaluate it on three benchmarks in depth."
@@ -167,3 +171,80 @@ def main_json(capsys, main, *argv: str):
     code = main([*argv, "--json"])
     out, err = capsys.readouterr()
     return code, json.loads(out), err
+
+
+# --- streaming ingest (issue 13 item 2) ------------------------------------------------------
+def gz_jsonl(path: Path, rows: list[dict], tail: str = "") -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(row) + "\n" for row in rows) + tail)
+    return path
+
+
+def rows(count: int, prefix: str = "s") -> list[dict]:
+    return [{"id": f"{prefix}{i}", "title": f"Streaming study {i}",
+             "abstract": ABSTRACT.format(topic=f"streamed topic number {i}")}
+            for i in range(count)]  # fmt: skip
+
+
+def test_jsonl_gz_is_read_line_by_line(tmp_path):
+    path = gz_jsonl(tmp_path / "big.jsonl.gz", rows(3), tail="{not json}\n")
+    parsed, papers = stream_file(path)
+    assert next(papers).id == "s0" and parsed.bad_lines == []  # the bad last line: not read yet
+    assert [paper.id for paper in papers] == ["s1", "s2"]
+    assert parsed.bad_lines == [(4, "invalid JSON (Expecting property name enclosed in double quotes)")]
+    assert count_records(path) == 4
+
+
+def test_streamed_batches_add_everything_with_progress(settings, tmp_path):
+    index = PaperIndex(settings.model_copy(update={"ingest_batch_papers": 4}))
+    path = gz_jsonl(tmp_path / "stream.jsonl.gz", rows(10), tail="{not json}\n")
+    calls: list[tuple[int, int]] = []
+    report = ingest_paths(index, [path], progress=lambda done, total: calls.append((done, total)))
+    assert (report.added, report.duplicates, report.total_papers) == (10, 0, 10)
+    assert report.bad_lines[str(path)][0][0] == 11
+    assert sorted(index.lexical.ids) == sorted(index.all_ids()) and index.lexical.count() == 10
+    assert calls[0] == (0, 11) and calls[-1] == (10, 10)  # counted towards the file's lines
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert index.lexical.sync_with(index) is False  # BM25 marked in step after every batch
+
+
+def test_the_same_paper_in_two_batches_is_stored_once(settings, tmp_path):
+    """A DOI record, then (a batch later, before the first is even written) the same
+    paper from a page scrape with only its title: one paper, one duplicate."""
+    index = PaperIndex(settings.model_copy(update={"ingest_batch_papers": 1}))
+    path = tmp_path / "two.jsonl"
+    path.write_text(
+        json.dumps({"id": "10.1000/xyz", "doi": "10.1000/xyz", "title": "Shared Title",
+                    "abstract": ABSTRACT.format(topic="sharing")}) + "\n"
+        + json.dumps({"title": "Shared title", "abstract": ABSTRACT.format(topic="again")}) + "\n"
+    )  # fmt: skip
+    report = ingest_paths(index, [path])
+    assert (report.added, report.duplicates) == (1, 1)
+    assert index.all_ids() == ["10.1000/xyz"]
+
+
+def test_a_failed_write_stops_the_run_and_keeps_what_was_written(settings, tmp_path, monkeypatch):
+    index = PaperIndex(settings.model_copy(update={"ingest_batch_papers": 3}))
+    written = index._write
+    calls = []
+
+    def fail_second(papers, nodes):
+        calls.append(len(papers))
+        if len(calls) == 2:
+            raise OSError("disk full")
+        written(papers, nodes)
+
+    monkeypatch.setattr(index, "_write", fail_second)
+    with pytest.raises(OSError, match="disk full"):
+        ingest_paths(index, [gz_jsonl(tmp_path / "f.jsonl.gz", rows(9))])
+    assert sorted(index.all_ids()) == ["s0", "s1", "s2"] == sorted(index.lexical.ids)
+    monkeypatch.undo()
+    again = ingest_paths(PaperIndex(settings), [tmp_path / "f.jsonl.gz"])  # resume
+    assert (again.added, again.duplicates, again.total_papers) == (6, 3, 9)
+
+
+def test_progress_line_says_count_rate_and_eta():
+    assert progress_line(1200, 50_000, 50.0) == "1,200/50,000 papers, 24.0/s, ETA 33m 53s"
+    assert progress_line(5, 100_000, 1.0) == "5/100,000 papers, 5.0/s, ETA 5h 33m"
+    assert progress_line(10, 10, 2.0) == "10/10 papers, 5.0/s"
+    assert progress_line(0, 10, 0.0) == "0/10 papers"

@@ -8,16 +8,20 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import bm25s
 import chromadb
 import pytest
 
 from conftest import make_settings
+from rag.formats import expand_paths, parse_file
 from rag.index import PaperIndex
-from rag.lexical import LexicalIndex, tokenize
+from rag.lexical import FORMAT, LexicalIndex, merge_start, tokenize
 from rag.papers import Paper, Passage
 from rag.retrieve import retrieve
+from rag.settings import BUNDLED_CORPUS
 
 PAPERS = [
     Paper("a1", "Zebrafish fin regeneration", "Fin regrowth in zebrafish depends on blastema cells."),
@@ -41,10 +45,13 @@ def test_reingest_adds_no_duplicates(empty_index):
     assert (again.added, again.duplicates) == (1, 4)
     lexical = empty_index.lexical
     assert sorted(lexical.ids) == ["a1", "a2", "a3", "a4"] == sorted(empty_index.all_ids())
-    generations = [p for p in lexical.directory.iterdir() if p.name.startswith("gen-")]
-    assert len(generations) == 1  # old generations are removed after the swap
-    lines = (generations[0] / "tokens.jsonl").read_text().splitlines()
-    assert sorted(json.loads(line)["id"] for line in lines) == ["a1", "a2", "a3", "a4"]
+    manifest = json.loads((lexical.directory / lexical._current()).read_text())
+    named = {entry["name"] for entry in manifest["segments"]}
+    on_disk = {p.name for p in lexical.directory.iterdir() if p.name.startswith("seg-")}
+    assert on_disk == named  # segments merged away are removed after the swap
+    stored = [row["id"] for name in named for row in json.loads(
+        (lexical.directory / name / "papers.json").read_text())]  # fmt: skip
+    assert sorted(stored) == ["a1", "a2", "a3", "a4"]
     assert lexical_ids(empty_index, "narwhal") == ["a4"]
 
 
@@ -143,9 +150,9 @@ def test_knows_only_terms_some_paper_contains(empty_index):
 def test_a_killed_rebuild_leaves_nothing_behind_after_the_next_write(empty_index):
     empty_index.add_papers(PAPERS[:2])
     lexical = empty_index.lexical
-    killed = lexical.directory / "gen-1"  # as a rebuild killed mid-write leaves it
-    (killed / "bm25").mkdir(parents=True)
-    (killed / "tokens.jsonl").write_text("{}\n")
+    killed = lexical.directory / "seg-1"  # as a write killed mid-segment leaves it
+    killed.mkdir(parents=True)
+    (killed / "terms.json").write_text("[]")
     assert lexical.leftovers() == [killed]
     empty_index.add_papers([NEW])
     assert lexical.leftovers() == [] and not killed.exists()
@@ -177,14 +184,12 @@ def test_an_old_layout_lexical_index_is_rebuilt_with_body_passages(settings):
     index = PaperIndex(settings)
     index.add_papers([*PAPERS, LONG])
     directory = index.lexical.directory
-    generation = directory / (directory / "CURRENT").read_text().strip()
-    # Rewrite the generation as the previous layout wrote it: one row per paper, no FORMAT.
-    rows = [json.loads(line) for line in (generation / "tokens.jsonl").read_text().splitlines()]
-    (generation / "tokens.jsonl").write_text(
-        "".join(json.dumps({k: v for k, v in row.items() if k != "passages"}) + "\n" for row in rows)
-    )
-    for name in ("FORMAT", "rows.npy", "passages.json"):
-        (generation / name).unlink()
+    # CURRENT names a generation as the previous layout (FORMAT 2, one bm25s matrix) wrote it.
+    generation = directory / "gen-1"
+    (generation / "bm25").mkdir(parents=True)
+    (generation / "FORMAT").write_text("2")
+    (generation / "tokens.jsonl").write_text("{}\n")
+    (directory / "CURRENT").write_text("gen-1")
     reader = PaperIndex(settings)
     assert reader.lexical.count() == 0  # an unknown layout reads as empty ...
     reader.settings.retrieval_mode = "lexical"
@@ -192,6 +197,101 @@ def test_an_old_layout_lexical_index_is_rebuilt_with_body_passages(settings):
     assert [source.paper.id for source in sources] == ["pdf1"]
     assert sources[0].passages[0].location == "§ 3 Experiments, p. 3"
     assert sorted(reader.lexical.ids) == ["a1", "a2", "a3", "pdf1"]
-    assert not generation.exists()
-    current = directory / (directory / "CURRENT").read_text().strip()
-    assert (current / "FORMAT").read_text() == "2"
+    assert not generation.exists() and reader.lexical.leftovers() == []
+    manifest = json.loads((directory / (directory / "CURRENT").read_text()).read_text())
+    assert manifest["format"] == FORMAT == "3"
+
+
+# --- incremental segments: ranking equal to a full rebuild -------------------------------
+def corpus_papers() -> list[Paper]:
+    """The bundled corpus (a few hundred real abstracts), with body passages on some."""
+    files, _ = expand_paths([BUNDLED_CORPUS])
+    unique = {paper.id: paper for path in files for paper in parse_file(path).papers}
+    papers = list(unique.values())
+    return [
+        replace(paper, passages=(Passage(paper.abstract[::-1], "body", 2, "2 Method"),))
+        if number % 7 == 0 else paper
+        for number, paper in enumerate(papers)
+    ]  # fmt: skip
+
+
+QUERIES = ["graph neural networks", "sparse attention for long documents",
+           "reinforcement learning reward", "language model evaluation benchmark"]  # fmt: skip
+
+
+def by_id(lexical: LexicalIndex, query: str) -> dict[str, float]:
+    return dict(zip(lexical.ids, lexical.scores(query).tolist()))
+
+
+def test_segments_and_tombstones_score_exactly_like_a_full_rebuild(tmp_path):
+    papers = corpus_papers()
+    base, later = papers[:-40], papers[-40:]
+    changed = replace(base[3], abstract="Sparse attention reward graphs, rewritten.")
+    gone = [paper.id for paper in base[10:30]] + [later[0].id]
+    incremental = LexicalIndex(tmp_path / "incremental")
+    incremental.add(base)
+    for start in range(0, len(later), 8):  # small writes after a big one: separate segments
+        incremental.add(later[start : start + 8])
+    incremental.add([changed])
+    incremental.remove(gone)
+    manifest = json.loads((incremental.directory / incremental._current()).read_text())
+    assert len(manifest["segments"]) > 1 and any(s["deleted"] for s in manifest["segments"])
+
+    final = [changed if p.id == changed.id else p for p in papers if p.id not in gone]
+    rebuilt = LexicalIndex(tmp_path / "rebuilt")
+    rebuilt.add(final)
+    assert sorted(incremental.ids) == sorted(rebuilt.ids) == sorted(p.id for p in final)
+    rows = [f"{p.title}\n{p.abstract}" for p in final] + [
+        passage.text for p in final for passage in p.passages
+    ]
+    owner = [p.id for p in final] + [p.id for p in final for _ in p.passages]
+    reference = bm25s.BM25()  # bm25s's Lucene BM25, which this index used before
+    reference.index(tokenize(rows), show_progress=False)
+    for query in QUERIES:
+        mine, full = by_id(incremental, query), by_id(rebuilt, query)
+        assert max(full.values()) > 0
+        assert mine == pytest.approx(full, rel=1e-5, abs=1e-6)
+        known = [t for t in tokenize([query])[0] if t in reference.vocab_dict]
+        best: dict[str, float] = {}
+        for paper_id, score in zip(owner, reference.get_scores(known).tolist()):
+            best[paper_id] = max(best.get(paper_id, 0.0), score)
+        assert mine == pytest.approx(best, rel=1e-5, abs=1e-6)
+        ranked = [hit.paper_id for hit in incremental.search_passages(query, 10)]
+        assert ranked == [hit.paper_id for hit in rebuilt.search_passages(query, 10)]
+
+
+def test_a_small_write_leaves_the_big_segment_alone(tmp_path):
+    papers = corpus_papers()
+    lexical = LexicalIndex(tmp_path / "lexical")
+    lexical.add(papers)
+    base = lexical._current()
+    (big,) = json.loads((lexical.directory / base).read_text())["segments"]
+    lexical.add([LONG])
+    segments = json.loads((lexical.directory / lexical._current()).read_text())["segments"]
+    assert [s["name"] for s in segments][0] == big["name"] and len(segments) == 2
+    assert lexical.search_passages("Kettlewell lagoon", 3)[0].passages[0][0].page == 3
+    lexical.remove([LONG.id])  # a tombstone-only write: no segment is written
+    assert lexical.search("Kettlewell lagoon", 3) == []
+    assert not lexical.knows(tokenize(["Kettlewell"])[0][0])
+    assert {p.name for p in lexical.directory.iterdir() if p.name.startswith("seg-")} == {
+        big["name"]
+    }  # the emptied segment is gone, the big one untouched
+    assert lexical.count() == len(papers) and lexical.leftovers() == []
+
+
+@pytest.mark.parametrize(
+    ("live", "dead", "start"),
+    [
+        ([], [], 0),
+        ([1000], [0], 1),  # one clean segment: nothing to merge
+        ([1000], [600], 1),  # fewer tombstones than live rows: keep them
+        ([1000], [1200], 0),  # more tombstones than live rows: rewrite it
+        ([1000, 10], [0, 0], 2),  # a small delta after a big segment stays a delta
+        ([2000, 200, 60], [0, 0, 0], 1),  # 200 <= 4 * 60: the tail merges, the base stays
+        ([2000, 200, 60], [0, 0, 70], 1),
+        ([300, 200, 60], [0, 0, 0], 0),  # the base is at most 4x the rest: all merge
+        ([1000, 10, 10], [4000, 0, 0], 0),  # a mostly deleted base is reclaimed
+    ],
+)
+def test_merge_plan_is_size_tiered(live, dead, start):
+    assert merge_start(live, dead) == start

@@ -90,3 +90,23 @@ def test_pages_sort_undated_last_and_titles_link_out():
     rows, _, _ = paper_page(linked, sort="title A–Z")
     assert [row[0] for row in rows] == ["2101.9", "t-2", "2101.1", "t-3"]
     assert paper_page(linked, query="nothing")[2] == "no papers · page 1 of 1"
+
+
+def test_an_upload_drives_the_progress_bar_with_the_librarys_progress_line(empty_index, settings, tmp_path):
+    import json
+
+    from ui.corpus import CorpusTab
+
+    calls: list[tuple[float, str]] = []
+    data = tmp_path / "two.jsonl"
+    data.write_text("".join(
+        json.dumps({"id": f"u{i}", "title": f"Upload {i}", "abstract": f"Uploaded abstract {i}."}) + "\n"
+        for i in range(2)
+    ))  # fmt: skip
+    report, *_ = CorpusTab(settings, empty_index).ingest_files(
+        [str(data)], "", "newest first", 1, progress=lambda f, desc="": calls.append((f, desc))
+    )
+    assert "added 2" in report
+    assert calls[0] == (0, "parsing") and calls[1][1].startswith("0/2 papers")
+    fraction, line = calls[-1]
+    assert fraction == 1.0 and line.startswith("2/2 papers, ") and line.endswith("/s")

@@ -21,6 +21,7 @@ from rag.index import IndexBusyError, PaperIndex
 from rag.ingest import ingest_paths
 from rag.papers import Paper
 from rag.settings import Settings
+from ui.progress import ingest_progress
 
 log = logging.getLogger(__name__)
 
@@ -243,12 +244,8 @@ class CorpusTab:
         lines = []
         if accepted:
             progress(0, desc="parsing")
-
-            def embedded(done: int, total: int) -> None:
-                progress(done / max(total, 1), desc=f"embedded {done}/{total} papers")
-
             try:
-                report = ingest_paths(self.index, accepted, progress=embedded)
+                report = ingest_paths(self.index, accepted, progress=ingest_progress(progress))
                 for refused in report.refused:  # nothing of it is indexed: do not keep it
                     refused.unlink(missing_ok=True)
                 lines.append(f"**Done:** {report.summary()}")
