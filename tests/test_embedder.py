@@ -103,3 +103,36 @@ def test_exported_backends_give_the_torch_vectors(tmp_path, backend):
 def test_int8_is_its_own_embedder(tmp_path):
     settings = make_settings(tmp_path, embed_backend="onnx-int8")
     assert embedder_label(settings).endswith("int8")
+
+
+def test_static_int8_stays_close_to_the_fp32_vectors(tmp_path):
+    """NNCF's calibrated int8 model (the default backend): vectors within a few thousandths
+    of the fp32 model's, cached once, and labelled apart from fp32 and from dynamic int8."""
+    texts = ["Sliding windows make attention linear.", "quokka", "word " * 400]
+    settings = make_settings(tmp_path, embed_backend="openvino-int8")
+    reference = np.asarray(load_embedder(make_settings(tmp_path, embed_backend="openvino"))
+                           .get_text_embedding_batch(texts))  # fmt: skip
+    vectors = np.asarray(load_embedder(settings).get_text_embedding_batch(texts))
+    cosines = np.sum(reference * vectors, axis=1)
+    assert np.min(cosines) > 0.98 and np.max(cosines) < 0.99999  # quantised, not a copy
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert list(settings.model_cache_dir.glob("*/model-int8-static-*.xml"))
+    labels = {embedder_label(make_settings(tmp_path, embed_backend=backend))
+              for backend in ("openvino", "onnx-int8", "openvino-int8")}  # fmt: skip
+    assert len(labels) == 3
+
+
+@pytest.mark.parametrize(("built", "configured"), [("openvino", "openvino-int8"),
+                                                    ("openvino-int8", "torch")])  # fmt: skip
+def test_index_keeps_the_backend_that_built_it(tmp_path, built, configured):
+    """A default that changes between releases must not orphan existing indexes: an index
+    built by another local backend of the same model is searched and extended with the
+    vectors it holds."""
+    index = PaperIndex(make_settings(tmp_path, embed_backend=built))
+    index.add_papers(PAPERS[:2])
+    label = index.embedder_label
+    reopened = PaperIndex(make_settings(tmp_path, embed_backend=configured))
+    assert reopened.settings.embed_backend == built and reopened.embedder_label == label
+    assert reopened.add_papers(PAPERS[2:]).added == 1
+    assert retrieve(reopened, "linear attention over long documents", 1)[0].paper.id == "e3"
+    assert PaperIndex(make_settings(tmp_path)).paper_count() == 3  # the default opens it too
