@@ -66,7 +66,7 @@ def embedder_label(settings: "Settings") -> str:
     return label + QUANTISED_SUFFIX.get(settings.embed_backend, "")
 
 
-QUANTISED_SUFFIX = {"onnx-int8": " int8", "openvino-int8": " int8-static"}
+QUANTISED_SUFFIX = {"onnx-int8": " int8-pc", "openvino-int8": " int8-static"}
 """Label suffix of the backends whose vectors differ from the fp32 model's."""
 
 
@@ -236,7 +236,7 @@ def exported_model(model_dir: Path, cache_dir: Path, backend: str) -> Path:
     folder = cache_dir / f"{model_dir.name}-{key.hexdigest()[:12]}"
     folder.mkdir(parents=True, exist_ok=True)
     fp32 = folder / "model.onnx"
-    target = {"onnx-int8": folder / "model-int8.onnx",
+    target = {"onnx-int8": folder / "model-int8-pc.onnx",
               "openvino-int8": folder / f"model-int8-static-v{STATIC_INT8_VERSION}.xml"}.get(backend, fp32)  # fmt: skip
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -245,15 +245,32 @@ def exported_model(model_dir: Path, cache_dir: Path, backend: str) -> Path:
         if not target.is_file():
             staging = folder / f".{os.getpid()}-{target.name}"
             if backend == "onnx-int8":
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-
-                quantize_dynamic(str(fp32), str(staging), weight_type=QuantType.QInt8)
+                _quantise_dynamic(fp32, staging)
                 os.replace(staging, target)
             else:
                 _quantise_static(model_dir, fp32, staging)
                 os.replace(staging.with_suffix(".bin"), target.with_suffix(".bin"))
                 os.replace(staging, target)
     return target
+
+
+def _quantise_dynamic(fp32: Path, target: Path) -> None:
+    """Dynamic int8 (onnxruntime): weights per output channel in 7 bits (reduce_range: AVX2
+    without VNNI multiplies u8 x s8 pairs into saturating 16-bit sums), activations
+    quantised per batch; the attention-score MatMuls (Q·Kᵀ, attention·V: both operands
+    activations, no weights) stay fp32. Against plain per-tensor int8 this keeps the dev-set
+    nDCG@10 within 0.004 of fp32 instead of 0.010, and is no slower (docs/BENCHMARKS.md)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(fp32)).graph
+    weights = {tensor.name for tensor in graph.initializer}
+    activation_only = [node.name for node in graph.node
+                       if node.op_type == "MatMul" and not weights.intersection(node.input)]  # fmt: skip
+    quantize_dynamic(
+        str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
+        reduce_range=True, nodes_to_exclude=activation_only,
+    )  # fmt: skip
 
 
 STATIC_INT8_VERSION = 1

@@ -102,7 +102,7 @@ def test_exported_backends_give_the_torch_vectors(tmp_path, backend):
 
 def test_int8_is_its_own_embedder(tmp_path):
     settings = make_settings(tmp_path, embed_backend="onnx-int8")
-    assert embedder_label(settings).endswith("int8")
+    assert embedder_label(settings).endswith("int8-pc")
 
 
 def test_static_int8_stays_close_to_the_fp32_vectors(tmp_path):
