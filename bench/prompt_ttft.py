@@ -5,7 +5,9 @@
 
 For each question: prompt tokens (tiktoken cl100k_base over the messages sent),
 milliseconds from asking to the first generated text (retrieval and evidence
-included, the same for every prompt style), and the total. It only uses
+included, the same for every prompt style), the total, and the generation rate:
+streamed pieces (llama.cpp streams one token per piece) and cl100k tokens of the
+generated text per second after the first piece. It only uses
 `Answerer.stream` and `AnswerResult.prompt`, so the same script measures an older
 checkout of the answer stage (run it from that checkout) for a before/after.
 """
@@ -42,18 +44,24 @@ def measure(answerer: Answerer, question: str) -> dict:
     started = time.perf_counter()
     first = None
     result = None
+    pieces: list[str] = []
     for item in answerer.stream(question):
         if isinstance(item, AnswerResult):
             result = item
-        elif isinstance(item, str) and first is None:
-            first = time.perf_counter() - started
+        elif isinstance(item, str):
+            pieces.append(item)
+            if first is None:
+                first = time.perf_counter() - started
     total = time.perf_counter() - started
+    generating = total - (first or total)
     messages = (result.prompt if result else None) or []
     return {
         "question": question,
         "prompt_tokens": sum(count_tokens(m["content"]) for m in messages),
         "first_text_ms": round((first or total) * 1000),
         "total_ms": round(total * 1000),
+        "pieces_per_s": round((len(pieces) - 1) / generating, 1) if generating else None,
+        "tokens_per_s": round(count_tokens("".join(pieces[1:])) / generating, 1) if generating else None,
         "llm": result.llm if result else "",
         "cited": len(result.citations) if result else 0,
     }
@@ -78,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         "prompt_tokens_mean": round(statistics.mean(r["prompt_tokens"] for r in rows)),
         "first_text_ms_median": round(statistics.median(r["first_text_ms"] for r in rows)),
         "total_ms_median": round(statistics.median(r["total_ms"] for r in rows)),
+        "pieces_per_s_median": statistics.median(r["pieces_per_s"] or 0 for r in rows),
+        "tokens_per_s_median": statistics.median(r["tokens_per_s"] or 0 for r in rows),
     }))  # fmt: skip
     return 0
 

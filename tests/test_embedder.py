@@ -51,7 +51,8 @@ def test_remote_endpoint_builds_a_searchable_index_with_the_same_vectors(tmp_pat
         assert all(len(request["input"]) <= 2 for request in stub.requests)
         assert stub.headers[-1]["authorization"] == "Bearer embed-key"
         remote = np.asarray(index.embedder.get_text_embedding_batch(["quokka counts"]))[0]
-        local = np.asarray(load_embedder(make_settings(tmp_path / "l")).get_text_embedding("quokka counts"))
+        local = np.asarray(load_embedder(make_settings(tmp_path / "l", embed_backend="torch"))
+                       .get_text_embedding("quokka counts"))  # fmt: skip
         assert abs(np.linalg.norm(remote) - 1.0) < 1e-4  # normalised although the server is not
         assert float(remote @ local) > 0.999
         hits = retrieve(index, "how many small marsupials live on an island", 1)
@@ -123,4 +124,40 @@ def test_exported_backends_give_the_torch_vectors(tmp_path, backend):
 
 def test_int8_is_its_own_embedder(tmp_path):
     settings = make_settings(tmp_path, embed_backend="onnx-int8")
-    assert embedder_label(settings).endswith("int8")
+    assert embedder_label(settings).endswith("int8-pc")
+
+
+def test_static_int8_stays_close_to_the_fp32_vectors(tmp_path):
+    """NNCF's calibrated int8 model (embed_backend openvino-int8): vectors within 0.02
+    of the fp32 model's on natural text, cached once, and labelled apart from fp32 and from
+    dynamic int8. (Degenerate input such as one word repeated 400 times drifts further,
+    ~0.9: its activations lie outside the calibrated ranges.)"""
+    long_text = " ".join(f"{paper.title}. {paper.abstract}" for paper in PAPERS * 8)  # > 256 pieces
+    texts = ["Sliding windows make attention linear.", "quokka", long_text]
+    settings = make_settings(tmp_path, embed_backend="openvino-int8")
+    reference = np.asarray(load_embedder(make_settings(tmp_path, embed_backend="openvino"))
+                           .get_text_embedding_batch(texts))  # fmt: skip
+    vectors = np.asarray(load_embedder(settings).get_text_embedding_batch(texts))
+    cosines = np.sum(reference * vectors, axis=1)
+    assert np.min(cosines) > 0.98 and np.max(cosines) < 0.99999  # quantised, not a copy
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert list(settings.model_cache_dir.glob("*/model-int8-static-*.xml"))
+    labels = {embedder_label(make_settings(tmp_path, embed_backend=backend))
+              for backend in ("openvino", "onnx-int8", "openvino-int8")}  # fmt: skip
+    assert len(labels) == 3
+
+
+@pytest.mark.parametrize(("built", "configured"), [("openvino", "openvino-int8"),
+                                                    ("openvino-int8", "torch")])  # fmt: skip
+def test_index_keeps_the_backend_that_built_it(tmp_path, built, configured):
+    """A default that changes between releases must not orphan existing indexes: an index
+    built by another local backend of the same model is searched and extended with the
+    vectors it holds."""
+    index = PaperIndex(make_settings(tmp_path, embed_backend=built))
+    index.add_papers(PAPERS[:2])
+    label = index.embedder_label
+    reopened = PaperIndex(make_settings(tmp_path, embed_backend=configured))
+    assert reopened.settings.embed_backend == built and reopened.embedder_label == label
+    assert reopened.add_papers(PAPERS[2:]).added == 1
+    assert retrieve(reopened, "linear attention over long documents", 1)[0].paper.id == "e3"
+    assert PaperIndex(make_settings(tmp_path)).paper_count() == 3  # the default opens it too
