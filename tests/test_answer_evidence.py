@@ -119,6 +119,11 @@ def test_mentions_ignores_case_and_hyphens():
     assert mentions("the laion 5b dataset", "LAION-5B") and not mentions("LAION-400M", "LAION-5B")
 
 
+def test_a_short_name_must_be_a_word_of_its_own():
+    assert not mentions("a new search algorithm", "Go") and mentions("playing Go at master level", "Go")
+    assert mentions("we fine-tune T5-base", "T5") and not mentions("the T50 model", "T5")
+
+
 def test_short_title_is_the_name_before_the_colon():
     assert short_title("Pointer Networks") == "Pointer Networks"
     assert short_title("LAION-5B: An open large-scale dataset") == "LAION-5B"

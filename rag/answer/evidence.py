@@ -163,12 +163,19 @@ def relevance(unit: EvidenceUnit, question: Question, settings: Settings) -> flo
     return unit.score + settings.answer_aspect_weight * coverage + bonus
 
 
+SHORT_NAME = 4  # a name this short ("Go", "T5") must stand as a word, not inside one
+
+
 def mentions(text: str, entity: str) -> bool:
-    """Whether `text` names `entity` (case, hyphens and spacing ignored)."""
+    """Whether `text` names `entity` (case, hyphens and spacing ignored; a short name must
+    be a word of its own: "Go" is not named by "algorithm")."""
     def squash(value: str) -> str:
         return re.sub(r"[\s\-–_]+", "", value.lower())
 
-    return squash(entity) in squash(text)
+    name = squash(entity)
+    if len(name) <= SHORT_NAME:
+        return re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", text.lower()) is not None
+    return name in squash(text)
 
 
 def _similarity(a: EvidenceUnit, b: EvidenceUnit) -> float:
