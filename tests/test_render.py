@@ -202,5 +202,5 @@ def test_pdf_buttons_open_each_evidence_page_only_for_papers_with_a_pdf():
 
 
 def test_abstract_evidence_opens_the_first_page():
-    html = chat_sources_html([with_sentences({**SUPPORTED, "location": "abstract"})], {"2101.00001"})
+    html = chat_sources_html([with_sentences({**SUPPORTED, "location": "abstract"})], pdfs={"2101.00001"})
     assert pdf_buttons_of(html) == [("0", "1", "1")]
