@@ -425,11 +425,14 @@ class Answerer:
         do not say, not with a loosely related quote."""
         if not history or not analysis.followup or (abstained and not chat.referent):
             return text, abstained, ""
-        own = analyse(analysis.text).aspects
-        covered = any(covered_aspects(analysis, unit.text) & set(own) for unit in selection.units)
-        if not abstained and (not own or covered):
-            return text, abstained, ""
         mine = analyse(analysis.text)
+        own = mine.aspects
+        covered = any(covered_aspects(analysis, unit.text) & set(own) for unit in selection.units)
+        named = all(  # "How many GPUs ...": a sentence must name what the follow-up names
+            any(mentions(unit.text, entity) for unit in selection.units) for entity in mine.entities
+        )  # fmt: skip
+        if not abstained and named and (not own or covered):
+            return text, abstained, ""
         asked = " ".join([*mine.entities, *mine.aspect_words]) or "this"
         meant = [n for n, source in enumerate(sources, start=1) if source.paper.id in chat.cited]
         cited = meant if chat.referent else list(dict.fromkeys(u.source_number for u in selection.units))
