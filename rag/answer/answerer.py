@@ -148,9 +148,9 @@ class _Timer:
         self._start = now
 
 
-DESCRIBED_SIDE_SHARE = 0.6  # of a described side's words its top hit must contain to be "it"
-TIMING_EXTRAS = {"total", "first_token"}
-TITLE_MATCH_BELOW = 0.5  # measure the title match under this best-sentence cosine (calibration grid's top)  # measured inside other stages, not added to total
+DESCRIBED_SIDE_SHARE = 0.6  # of a described side's words a paper must contain to be "it"
+TIMING_EXTRAS = {"total", "first_token"}  # measured inside other stages, not added to total
+TITLE_MATCH_BELOW = 0.5  # measure the title match under this best-sentence cosine (calibration grid's top)
 
 
 def quote_sources(
@@ -188,9 +188,15 @@ class Standalone:
 
     analysis: Question
     query: str
+    asked: Question  # the question's own analysis, before anything was carried over
     earlier: set[str] = field(default_factory=set)
     cited: list[str] = field(default_factory=list)
     referent: bool = False  # the question points at the cited papers: answer only from them
+
+
+def source_numbers(sources: Sequence[Source], ids: Sequence[str]) -> list[int]:
+    """The numbers (1-based) of the sources that are these papers."""
+    return [n for n, source in enumerate(sources, start=1) if source.paper.id in ids]
 
 
 def _cited_ids(turn: Turn) -> list[str]:
@@ -277,14 +283,14 @@ class Answerer:
             yield result
             return
         if earlier:  # not again, unless it is what answers the follow-up's own words
-            own = set(analyse(question).aspects)
+            own = set(chat.asked.aspects)
             units = [
                 unit for unit in units
                 if not any(said.endswith(_plain(unit.text)) for said in earlier)
                 or covered_aspects(analysis, unit.text) & own
             ]  # fmt: skip
         if chat.referent:
-            meant = {n for n, source in enumerate(sources, start=1) if source.paper.id in chat.cited}
+            meant = set(source_numbers(sources, chat.cited))
             units = [unit for unit in units if unit.source_number in meant]
         if self.mode == "extractive":
             text, abstained, selection = quote_sources(
@@ -350,11 +356,11 @@ class Answerer:
         """
         analysis = analyse(question)
         if not history:
-            return Standalone(analysis, question)
+            return Standalone(analysis, question, analysis)
         previous_question, previous_answer, titles = _turn(history[-1])
         previous = analyse(previous_question)
         if not (analysis.followup or continues(analysis, previous, titles)):
-            return Standalone(analysis, question)
+            return Standalone(analysis, question, analysis)
         carried = (
             list(previous.entities) or [short_title(title) for title in titles[:1]]
             or [  # a bare (question, answer) turn: the answer's distinctive names
@@ -385,7 +391,8 @@ class Answerer:
         # and answer only from them
         cited = _cited_ids(history[-1]) if pointing or not analysis.entities else []
         return Standalone(
-            merged, query, {text for text in earlier if text}, cited, pointing and bool(cited)
+            merged, query, analysis, {text for text in earlier if text}, cited,
+            pointing and bool(cited),
         )  # fmt: skip
 
     def with_cited(self, sources: list[Source], cited: Sequence[str]) -> list[Source]:
@@ -425,7 +432,7 @@ class Answerer:
         do not say, not with a loosely related quote."""
         if not history or not analysis.followup or (abstained and not chat.referent):
             return text, abstained, ""
-        mine = analyse(analysis.text)
+        mine = chat.asked
         own = mine.aspects
         covered = any(covered_aspects(analysis, unit.text) & set(own) for unit in selection.units)
         named = all(  # "How many GPUs ...": a sentence must name what the follow-up names
@@ -434,8 +441,7 @@ class Answerer:
         if not abstained and named and (not own or covered):
             return text, abstained, ""
         asked = " ".join([*mine.entities, *mine.aspect_words]) or "this"
-        meant = [n for n, source in enumerate(sources, start=1) if source.paper.id in chat.cited]
-        cited = meant if chat.referent else list(dict.fromkeys(u.source_number for u in selection.units))
+        cited = source_numbers(sources, chat.cited) if chat.referent else list(dict.fromkeys(u.source_number for u in selection.units))
         titles = "; ".join(short_title(sources[n - 1].paper.title) for n in cited[:2])
         message = f"The retrieved papers ({titles}) do not say anything about “{asked}”."
         return message, True, "no sentence of the retrieved papers covers what the follow-up asks."
