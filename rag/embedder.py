@@ -66,7 +66,7 @@ def embedder_label(settings: "Settings") -> str:
     return label + QUANTISED_SUFFIX.get(settings.embed_backend, "")
 
 
-QUANTISED_SUFFIX = {"onnx-int8": " int8-pc", "openvino-int8": " int8-static"}
+QUANTISED_SUFFIX = {"onnx-int8": " int8-fused", "openvino-int8": " int8-static"}
 """Label suffix of the backends whose vectors differ from the fp32 model's."""
 
 
@@ -219,9 +219,17 @@ def _openvino(path: Path, threads: int):
     config = {"INFERENCE_PRECISION_HINT": "f32", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
     compiled = openvino.Core().compile_model(str(path), "CPU", config)
     output = compiled.output(0)
-    return lambda ids, mask, types: compiled(
-        {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-    )[output]
+    # One infer request per thread: a compiled model's own request serves one call at a
+    # time ("Infer Request is busy" when the UI's two answers embed at once).
+    local = threading.local()
+
+    def run(ids, mask, types):
+        if not hasattr(local, "request"):
+            local.request = compiled.create_infer_request()
+        inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return local.request.infer(inputs)[output].copy()
+
+    return run
 
 
 def exported_model(model_dir: Path, cache_dir: Path, backend: str) -> Path:
@@ -237,7 +245,7 @@ def exported_model(model_dir: Path, cache_dir: Path, backend: str) -> Path:
     folder = cache_dir / f"{model_dir.name}-{key.hexdigest()[:12]}"
     folder.mkdir(parents=True, exist_ok=True)
     fp32 = folder / "model.onnx"
-    target = {"onnx-int8": folder / "model-int8-pc.onnx",
+    target = {"onnx-int8": folder / "model-int8-fused.onnx",
               "openvino-int8": folder / f"model-int8-static-v{STATIC_INT8_VERSION}.xml"}.get(backend, fp32)  # fmt: skip
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -246,7 +254,7 @@ def exported_model(model_dir: Path, cache_dir: Path, backend: str) -> Path:
         if not target.is_file():
             staging = folder / f".{os.getpid()}-{target.name}"
             if backend == "onnx-int8":
-                _quantise_dynamic(fp32, staging)
+                _quantise_dynamic(model_dir, fp32, staging)
                 os.replace(staging, target)
             else:
                 _quantise_static(model_dir, fp32, staging)
@@ -255,23 +263,38 @@ def exported_model(model_dir: Path, cache_dir: Path, backend: str) -> Path:
     return target
 
 
-def _quantise_dynamic(fp32: Path, target: Path) -> None:
-    """Dynamic int8 (onnxruntime): weights per output channel in 7 bits (reduce_range: AVX2
-    without VNNI multiplies u8 x s8 pairs into saturating 16-bit sums), activations
-    quantised per batch; the attention-score MatMuls (Q·Kᵀ, attention·V: both operands
-    activations, no weights) stay fp32. Against plain per-tensor int8 this keeps the dev-set
-    nDCG@10 within 0.004 of fp32 instead of 0.010, and is no slower (docs/BENCHMARKS.md)."""
+def _quantise_dynamic(model_dir: Path, fp32: Path, target: Path) -> None:
+    """Dynamic int8 (onnxruntime) of the transformer-fused graph.
+
+    First onnxruntime's BERT optimizer fuses each layer's attention (one `Attention` op:
+    QKV projection, scores, softmax, context), layer norms and GELU; then weights are
+    quantised per output channel in 7 bits (reduce_range: AVX2 without VNNI multiplies
+    u8 x s8 pairs into saturating 16-bit sums) and activations per batch. The fused
+    attention becomes `QAttention`, whose score and context products stay fp32. Against
+    quantising the unfused graph this is faster and closer to fp32: dev-set nDCG@10
+    +0.0006 vs fp32 instead of -0.0026 (docs/BENCHMARKS.md, "Embedder speed")."""
+    import json
+
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers import optimizer
 
-    graph = onnx.load(str(fp32)).graph
-    weights = {tensor.name for tensor in graph.initializer}
-    activation_only = [node.name for node in graph.node
-                       if node.op_type == "MatMul" and not weights.intersection(node.input)]  # fmt: skip
-    quantize_dynamic(
-        str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
-        reduce_range=True, nodes_to_exclude=activation_only,
+    config = json.loads((model_dir / "config.json").read_text())
+    fused = optimizer.optimize_model(
+        str(fp32), model_type="bert", num_heads=config["num_attention_heads"],
+        hidden_size=config["hidden_size"],
     )  # fmt: skip
+    staging = target.with_name(f"{target.name}.fused.onnx")
+    fused.save_model_to_file(str(staging))
+    try:
+        quantize_dynamic(
+            str(staging), str(target), weight_type=QuantType.QInt8, per_channel=True,
+            reduce_range=True,
+            # fused ops are outside ONNX shape inference: their outputs are float
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )  # fmt: skip
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 STATIC_INT8_VERSION = 1

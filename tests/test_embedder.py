@@ -113,7 +113,7 @@ def test_exported_backends_give_the_torch_vectors(tmp_path, backend):
     """Same weights, same tokenizer limits, same pooling: the vectors agree, so an index
     built on one backend is searched by another (same label)."""
     texts = ["Sliding windows make attention linear.", "quokka", "word " * 400]  # > 256 pieces
-    torch_settings = make_settings(tmp_path)
+    torch_settings = make_settings(tmp_path, embed_backend="torch")
     exported = make_settings(tmp_path, embed_backend=backend, model_cache_dir=tmp_path / "models")
     reference = np.asarray(load_embedder(torch_settings).get_text_embedding_batch(texts))
     vectors = np.asarray(load_embedder(exported).get_text_embedding_batch(texts))
@@ -122,9 +122,29 @@ def test_exported_backends_give_the_torch_vectors(tmp_path, backend):
     assert list((tmp_path / "models").glob("*/model.onnx"))  # exported once, cached
 
 
-def test_int8_is_its_own_embedder(tmp_path):
+def test_int8_is_its_own_embedder_close_to_the_fp32_vectors(tmp_path):
+    """The default backend: fused, dynamically quantised int8. Its vectors differ a little
+    from fp32 (own index label), but stay close enough that rankings barely move."""
+    texts = [paper.abstract for paper in PAPERS] + ["quokka", "word " * 400]
     settings = make_settings(tmp_path, embed_backend="onnx-int8")
-    assert embedder_label(settings).endswith("int8-pc")
+    assert embedder_label(settings).endswith("int8-fused")
+    reference = np.asarray(load_embedder(make_settings(tmp_path, embed_backend="openvino"))
+                           .get_text_embedding_batch(texts))  # fmt: skip
+    vectors = np.asarray(load_embedder(settings).get_text_embedding_batch(texts))
+    assert np.min(np.sum(reference * vectors, axis=1)) > 0.98
+
+
+@pytest.mark.parametrize("backend", ["onnx-int8", "openvino"])
+def test_exported_backends_embed_from_several_threads_at_once(tmp_path, backend):
+    """The UI runs two answers at once, each embedding its sentences: no "busy" errors,
+    and every thread gets the vectors a lone call gives."""
+    embed = load_embedder(make_settings(tmp_path, embed_backend=backend))
+    texts = [[paper.abstract, f"question {n}"] for n, paper in enumerate(PAPERS * 4)]
+    alone = [np.asarray(embed.get_text_embedding_batch(batch)) for batch in texts]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda batch: np.asarray(embed.get_text_embedding_batch(batch)), texts))
+    for one, other in zip(alone, together):
+        assert np.allclose(one, other, atol=1e-5)
 
 
 def test_static_int8_stays_close_to_the_fp32_vectors(tmp_path):
