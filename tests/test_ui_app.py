@@ -154,3 +154,33 @@ def test_the_apps_api_cannot_send_the_server_key_to_a_typed_url(serve_seed):
             else:
                 assert "custom LLM endpoints are disabled" in str(outputs[0][-1]["content"])
     assert attacker.requests == [] and operator.requests == []
+
+
+def test_answers_do_not_grow_a_sessions_component_registry(seed_settings, seed_index):
+    """Each answer streams status lines before its result. Had those lines `gr.skip()`ped
+    the sources panel (and prompt, copy text), Gradio 6 would register a new copy of each
+    of them, whole panel HTML included, in the session for every answer (~0.2 MB an
+    answer under load). The session's registry stays the size it had after one answer."""
+    from gradio_client import Client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    own = seed_settings.model_copy(update={"port": port})
+    app = launch(own, ingest_bundled=False, block=False, index=seed_index)
+    try:
+        client = Client(f"http://127.0.0.1:{port}", verbose=False)
+
+        def registry() -> tuple[int, int]:
+            client.predict(QUESTION, api_name="/lambda")
+            outputs = client.predict([], 5, "extractive", None, "default", "", None, None, "",
+                                     "", False, api_name="/respond_event")  # fmt: skip
+            assert "answered by `extractive`" in str(outputs[4])
+            state = app.server_app.state_holder.session_data[client.session_hash]
+            return len(state.blocks_config.blocks), len(state.config_values)
+
+        after_one = registry()
+        for _ in range(3):
+            assert registry() == after_one
+    finally:
+        app.close()

@@ -170,6 +170,17 @@ class ChatTab:
             message, messages, turns, *values, owner=owner, session=request.session_hash or ""
         )
 
+    def shown(self, turns: ChatTurns, show_prompt: bool) -> tuple[str, object, str]:
+        """What the sources panel, prompt box and copy text show for `turns`.
+
+        A streamed answer re-sends these instead of `gr.skip()`: Gradio 6 answers a skip
+        by giving the session a copy of the component under a new id, and the next real
+        value then registers that copy (and its whole config, panel HTML included) for
+        good, so every answer grew the server by ~0.2 MB (docs/RELIABILITY.md §6)."""
+        last = turns.recent[-1] if turns.recent else None
+        prompt = last.prompt if last is not None and show_prompt else None
+        return sources_panel(self.index, turns), prompt, plain_text(last) if last else ""
+
     def respond(
         self, message: str, messages: list, turns: ChatTurns, *values,
         owner: str = "anonymous", session: str = "",
@@ -177,22 +188,23 @@ class ChatTab:
         """Stream one answer: text deltas first, then the rendered answer with its sources."""
         started = time.time()
         options = session_options(*values)
+        panel, prompt, copy = self.shown(turns, options.show_prompt)
         messages = list(messages or [])
         message = (message or "").strip()
         if not message:
-            yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
+            yield messages, panel, turns, prompt, copy, ""
             return
         too_long = question_problem(message, self.settings)
         if too_long:
             messages += [{"role": "user", "content": escape_text(shorten(message))},
                          {"role": "assistant", "content": f"**Problem:** {too_long}"}]  # fmt: skip
-            yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
+            yield messages, panel, turns, prompt, copy, ""
             return
         messages += [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
-        yield messages, gr.skip(), turns, gr.skip(), gr.skip(), "searching the papers…"
+        yield messages, panel, turns, prompt, copy, "searching the papers…"
         if self.index.paper_count() == 0:
             messages[-1]["content"] = EMPTY_CORPUS
-            yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
+            yield messages, panel, turns, prompt, copy, ""
             return
         history = list(turns.recent)  # full results: a follow-up carries their cited papers over
         streamed = ""
@@ -202,33 +214,30 @@ class ChatTab:
             answer = lambda: answerer.stream(message, history, options.filters())  # noqa: E731
             for item in self.gate.run(answer, answerer.mode != "extractive", owner):
                 if isinstance(item, Waiting):
-                    yield messages, gr.skip(), turns, gr.skip(), gr.skip(), item.status
+                    yield messages, panel, turns, prompt, copy, item.status
                 elif isinstance(item, AnswerResult):
                     arrived = time.time()
                     turns = turns.add(item, self.settings.ui_session_turns)
                     messages[-1]["content"] = with_banner(item, answer_html(item, turns.count - 1))
-                    prompt = item.prompt if options.show_prompt else None
-                    yield (
-                        messages, sources_panel(self.index, turns), turns, prompt,
-                        plain_text(item), status_line(item),
-                    )  # fmt: skip
+                    panel, prompt, copy = self.shown(turns, options.show_prompt)
+                    yield messages, panel, turns, prompt, copy, status_line(item)
                     if self.settings.ui_answer_log:  # resumed: Gradio has sent the answer
                         log_answer(self.settings.ui_answer_log, {
                             "session": session, "started": started, "result": arrived,
                             "sent": time.time(), "timings_ms": item.timings_ms,
                         })  # fmt: skip
                 elif isinstance(item, Stage):
-                    yield messages, gr.skip(), turns, gr.skip(), gr.skip(), f"{item.name}…"
+                    yield messages, panel, turns, prompt, copy, f"{item.name}…"
                 else:
                     streamed += item
                     messages[-1]["content"] = escape_text(streamed)
-                    yield messages, gr.skip(), turns, gr.skip(), gr.skip(), "writing…"
+                    yield messages, panel, turns, prompt, copy, "writing…"
         except EndpointRefused as exc:
             messages[-1]["content"] = f"**Refused:** {html.escape(str(exc))}"
-            yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
+            yield messages, panel, turns, prompt, copy, ""
         except (LLMError, LocalLLMError) as exc:
             messages[-1]["content"] = llm_down_message(exc)
-            yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
+            yield messages, panel, turns, prompt, copy, ""
         except Exception as exc:  # the app must survive anything one question triggers
             log.exception("answering %r failed", message)
             messages[-1]["content"] = (
@@ -236,4 +245,4 @@ class ChatTab:
                 f"{html.escape(str(exc)[:300])}). The app is still running; try again or "
                 "change the Settings."
             )
-            yield messages, gr.skip(), turns, gr.skip(), gr.skip(), ""
+            yield messages, panel, turns, prompt, copy, ""
