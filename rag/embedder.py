@@ -160,11 +160,17 @@ class ExportedEmbedding(_BatchEmbedding):
 
     _tokenizer: Any = PrivateAttr()
     _run: Any = PrivateAttr()
+    _per_text: bool = PrivateAttr()
 
     def __init__(self, model_dir: Path, onnx_path: Path, runtime: str, threads: int,
-                 batch_size: int) -> None:  # fmt: skip
+                 batch_size: int, per_text: bool = False) -> None:  # fmt: skip
         super().__init__(model_name=str(model_dir), embed_batch_size=batch_size)
         self._tokenizer = _tokenizer(model_dir)
+        # Dynamic int8 quantises activations with one scale per run: batched, a text's
+        # vector would depend on its batch-mates (cosine ~0.993 between runs), so the same
+        # query or sentence would rank differently in eval batches, the UI and the answer
+        # cache. One text per run keeps every vector a function of its text (~15 % slower).
+        self._per_text = per_text
         self._run = _onnxruntime(onnx_path, threads) if runtime == "onnx" else _openvino(
             onnx_path, threads
         )
@@ -176,6 +182,8 @@ class ExportedEmbedding(_BatchEmbedding):
     def _embed(self, texts: list[str]) -> list[list[float]]:
         import numpy as np
 
+        if self._per_text and len(texts) > 1:
+            return [vector for text in texts for vector in self._embed([text])]
         encoded = self._tokenizer.encode_batch(texts)
         ids = np.asarray([item.ids for item in encoded], dtype=np.int64)
         mask = np.asarray([item.attention_mask for item in encoded], dtype=np.int64)
@@ -411,7 +419,8 @@ def _load_exported(name: str, backend: str, cache_dir: Path, threads: int,
     model_dir = resolve_model_path(name)
     path = exported_model(model_dir, cache_dir, backend)
     runtime = "openvino" if backend.startswith("openvino") else "onnx"
-    return ExportedEmbedding(model_dir, path, runtime, threads, batch_size)
+    return ExportedEmbedding(model_dir, path, runtime, threads, batch_size,
+                             per_text=backend == "onnx-int8")
 
 
 def _max_length(model_dir: Path) -> int:

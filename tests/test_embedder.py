@@ -181,3 +181,13 @@ def test_index_keeps_the_backend_that_built_it(tmp_path, built, configured):
     assert reopened.add_papers(PAPERS[2:]).added == 1
     assert retrieve(reopened, "linear attention over long documents", 1)[0].paper.id == "e3"
     assert PaperIndex(make_settings(tmp_path)).paper_count() == 3  # the default opens it too
+
+
+def test_int8_vectors_do_not_depend_on_the_batch(tmp_path):
+    """Dynamic int8 scales activations per run: a text embedded with others must still get
+    the vector it gets alone (eval batches, the UI and the answer cache agree)."""
+    embed = load_embedder(make_settings(tmp_path, embed_backend="onnx-int8"))
+    texts = [paper.abstract for paper in PAPERS] + ["quokka", "word " * 400]
+    together = np.asarray(embed.get_text_embedding_batch(texts))
+    alone = np.asarray([embed.get_text_embedding(text) for text in texts])
+    assert np.array_equal(together, alone)
