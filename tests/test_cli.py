@@ -177,7 +177,7 @@ def test_ask_reports_a_partial_answer_and_fails(capsys, index_dir, monkeypatch):
     with StubLLM(lambda messages: reply, faults=["chunked-cut"]) as stub:
         monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
         monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
-        code, out, err = run(capsys, "ask", "Which architecture outputs positions in its input?",
+        code, out, err = run(capsys, "ask", "What do Pointer Networks output?",
                              "--llm", "openai", "--json", "--index", index_dir)  # fmt: skip
     result = json.loads(out)
     assert code == 1 and result["complete"] is False and result["answer"]

@@ -102,6 +102,7 @@ def test_another_embedder_on_a_shared_collection_is_refused_naming_the_setting(
     chroma_server, tmp_path
 ):
     """On a server, "another --index" would not help: the message names `collection`."""
+    from rag.embedder import embedder_label
     from rag.index import IndexMismatchError
 
     shared = {"chroma_host": "127.0.0.1", "chroma_port": chroma_server, "collection": "refuse"}
@@ -111,7 +112,7 @@ def test_another_embedder_on_a_shared_collection_is_refused_naming_the_setting(
         PaperIndex(endpoint)
     assert str(refused.value) == (
         f"index at chroma://127.0.0.1:{chroma_server} was built with embedder "
-        "'all-MiniLM-L6-v2 (bundled)', but 'all-MiniLM-L6-v2 (endpoint)' is configured; "
+        f"'{embedder_label(make_settings(tmp_path))}', but 'all-MiniLM-L6-v2 (endpoint)' is configured; "
         "configure that embedder or use another collection (setting collection, now 'refuse')"
     )
 
