@@ -277,10 +277,11 @@ def _quantise_dynamic(model_dir: Path, fp32: Path, target: Path) -> None:
     First onnxruntime's BERT optimizer fuses each layer's attention (one `Attention` op:
     QKV projection, scores, softmax, context), layer norms and GELU; then weights are
     quantised per output channel in 7 bits (reduce_range: AVX2 without VNNI multiplies
-    u8 x s8 pairs into saturating 16-bit sums) and activations per batch. The fused
-    attention becomes `QAttention`, whose score and context products stay fp32. Against
-    quantising the unfused graph this is faster and closer to fp32: dev-set nDCG@10
-    +0.0006 vs fp32 instead of -0.0026 (docs/BENCHMARKS.md, "Embedder speed")."""
+    u8 x s8 pairs into saturating 16-bit sums) and activations per run (one text per run:
+    `ExportedEmbedding(per_text=True)`). The fused attention becomes `QAttention`, whose
+    score and context products stay fp32. Against quantising the unfused graph this is
+    faster and closer to fp32: full dev-set nDCG@10 +0.0006 vs fp32 instead of -0.0026 in
+    batches of 16, +0.0047 one text per run (docs/BENCHMARKS.md, "Embedder speed")."""
     import json
 
     import onnx

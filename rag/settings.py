@@ -85,9 +85,11 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(
         default=16,
-        description="Texts per embedding batch. 16 embeds as fast as 64 on the CPU, and a "
-        "local model's working memory grows with it (attention over 256 word pieces: "
-        "~0.46 GB of RSS at 16, ~1.3 GB at 64); raise it for a GPU embeddings endpoint.",
+        description="Texts per embedding batch. On the CPU 16 embeds as fast as 64, and the "
+        "working memory of a batched local backend (torch, onnx, openvino) grows with it "
+        "(attention over 256 word pieces: ~0.46 GB of RSS at 16, ~1.3 GB at 64); the default "
+        "'onnx-int8' runs one text at a time whatever this says. Raise it for a GPU "
+        "embeddings endpoint.",
     )
     embed_backend: Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"] = Field(
         default="onnx-int8",

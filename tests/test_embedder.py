@@ -28,7 +28,7 @@ PAPERS = [
 def test_concurrent_first_loads_share_one_model(tmp_path):
     """The UI's warm-up thread and an early question both ask for the model: one load."""
     _load_local.cache_clear()
-    settings = make_settings(tmp_path, embed_batch_size=16)
+    settings = make_settings(tmp_path, embed_backend="torch", embed_batch_size=16)
     with ThreadPoolExecutor(max_workers=2) as pool:
         first, second = pool.map(lambda _: load_embedder(settings), range(2))
     assert first is second
