@@ -113,8 +113,14 @@ class HistoryPanel:
             conversation.id, conversation.title,
         )  # fmt: skip
 
-    def restore(self, current: str, request: gr.Request):
-        """Page load: the conversation this browser had open, and the user's list."""
+    def restore(self, current: str, turns: ChatTurns, request: gr.Request):
+        """Page load: the conversation this browser had open, and the user's list.
+
+        The load event can reach a busy server after the user has already asked (the
+        question box works at once): a session that holds an answer keeps its chat, since
+        restoring would blank it, and the answer's save refreshes the list instead."""
+        if turns is not None and turns.count:
+            return (gr.skip(),) * 8
         user = user_of(request)
         opened = self._open(user, current)
         return (*opened, self.listing(user, selected=opened[5]))
@@ -166,7 +172,7 @@ class HistoryPanel:
     def wire(self, app: gr.Blocks, chat: ChatTab, options: OptionsTab) -> None:
         conversation = [chat.chatbot, chat.sources, chat.turns, chat.copy_text, chat.status,
                         self.current, self.title]  # fmt: skip
-        app.load(self.restore, [self.current], [*conversation, self.choices])
+        app.load(self.restore, [self.current, chat.turns], [*conversation, self.choices])
         chat.export.wire(chat.turns, self.current, self.saved_turns)
         self.choices.input(self.open, [self.choices, self.search], [*conversation, self.choices])
         chat.answered.then(
