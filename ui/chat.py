@@ -138,12 +138,14 @@ class ChatTab:
 
     def wire(self, options: OptionsTab) -> None:
         outputs = [self.chatbot, self.sources, self.turns, self.prompt, self.copy_text, self.status]
-        asked = gr.State("")  # the box is cleared at once; the question travels in this state
+        # the box is cleared at once; the question travels in this state (which also tells
+        # a late page-load restore that this session has started chatting)
+        self.asked = gr.State("")
         clear_box = self.question.submit(
-            lambda text: ("", text), self.question, [self.question, asked], queue=False
+            lambda text: ("", text), self.question, [self.question, self.asked], queue=False
         )
         self.answered = clear_box.then(
-            self.respond_event, [asked, self.chatbot, self.turns, *options.components], outputs,
+            self.respond_event, [self.asked, self.chatbot, self.turns, *options.components], outputs,
             concurrency_limit=None,  # self.gate bounds the work; waiting holds no queue slot
         )  # fmt: skip
         self.stop.click(None, None, None, cancels=[self.answered], queue=False)

@@ -113,14 +113,19 @@ class HistoryPanel:
             conversation.id, conversation.title,
         )  # fmt: skip
 
-    def restore(self, current: str, turns: ChatTurns, request: gr.Request):
+    def restore(self, current: str, asked: str, request: gr.Request):
         """Page load: the conversation this browser had open, and the user's list.
 
         The load event can reach a busy server after the user has already asked (the
-        question box works at once): a session that holds an answer keeps its chat, since
-        restoring would blank it, and the answer's save refreshes the list instead."""
-        if turns is not None and turns.count:
+        question box works at once). Writing the chat then would blank it, or, while the
+        answer streams, break the stream: Gradio sends each streamed update as a diff
+        against the previous one, which no longer matches what the browser shows. So a
+        session that has asked keeps its chat (the answer's save refreshes the list), and
+        with no conversation to reopen only the list is sent."""
+        if asked:
             return (gr.skip(),) * 8
+        if not current:
+            return (*(gr.skip(),) * 7, self.listing(user_of(request)))
         user = user_of(request)
         opened = self._open(user, current)
         return (*opened, self.listing(user, selected=opened[5]))
@@ -172,7 +177,7 @@ class HistoryPanel:
     def wire(self, app: gr.Blocks, chat: ChatTab, options: OptionsTab) -> None:
         conversation = [chat.chatbot, chat.sources, chat.turns, chat.copy_text, chat.status,
                         self.current, self.title]  # fmt: skip
-        app.load(self.restore, [self.current, chat.turns], [*conversation, self.choices])
+        app.load(self.restore, [self.current, chat.asked], [*conversation, self.choices])
         chat.export.wire(chat.turns, self.current, self.saved_turns)
         self.choices.input(self.open, [self.choices, self.search], [*conversation, self.choices])
         chat.answered.then(
