@@ -16,6 +16,7 @@ import hashlib
 import os
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,6 +155,12 @@ class RemoteEmbedding(_BatchEmbedding):
         return (vectors / np.where(norms == 0, 1.0, norms)).tolist()
 
 
+PER_TEXT_BATCH = 256
+"""Texts handed to the per-text embedder's threads at once (no effect on memory: each run
+holds one text). Batches of 16 left a core idle at each batch's end: 27.5 texts/s, 256:
+29.8 on the 2-core machine."""
+
+
 class ExportedEmbedding(_BatchEmbedding):
     """A sentence-transformers model (BERT-style encoder, mean pooling, L2 norm) exported to
     ONNX and run by onnxruntime or OpenVINO: no PyTorch on the query or ingest path."""
@@ -161,18 +168,27 @@ class ExportedEmbedding(_BatchEmbedding):
     _tokenizer: Any = PrivateAttr()
     _run: Any = PrivateAttr()
     _per_text: bool = PrivateAttr()
+    _pool: ThreadPoolExecutor | None = PrivateAttr()
 
     def __init__(self, model_dir: Path, onnx_path: Path, runtime: str, threads: int,
                  batch_size: int, per_text: bool = False) -> None:  # fmt: skip
-        super().__init__(model_name=str(model_dir), embed_batch_size=batch_size)
+        # Per text, a "batch" is only what the worker threads share out at once, and each
+        # batch ends waiting for its slowest text: larger ones keep both cores busy.
+        batch = max(batch_size, PER_TEXT_BATCH) if per_text else batch_size
+        super().__init__(model_name=str(model_dir), embed_batch_size=batch)
         self._tokenizer = _tokenizer(model_dir)
         # Dynamic int8 quantises activations with one scale per run: batched, a text's
         # vector would depend on its batch-mates (cosine ~0.993 between runs), so the same
         # query or sentence would rank differently in eval batches, the UI and the answer
-        # cache. One text per run keeps every vector a function of its text (~15 % slower).
+        # cache. One text per run keeps every vector a function of its text. Such small
+        # runs parallelise badly inside onnxruntime, so they run single-threaded, `threads`
+        # of them at once (one session is safe to run concurrently): 1.18x the texts/s of
+        # one two-thread run at a time (docs/BENCHMARKS.md, "Embedder speed").
         self._per_text = per_text
-        self._run = _onnxruntime(onnx_path, threads) if runtime == "onnx" else _openvino(
-            onnx_path, threads
+        self._pool = ThreadPoolExecutor(threads, "embed") if per_text and threads > 1 else None
+        run_threads = 1 if per_text else threads
+        self._run = _onnxruntime(onnx_path, run_threads) if runtime == "onnx" else _openvino(
+            onnx_path, run_threads
         )
 
     @classmethod
@@ -183,7 +199,9 @@ class ExportedEmbedding(_BatchEmbedding):
         import numpy as np
 
         if self._per_text and len(texts) > 1:
-            return [vector for text in texts for vector in self._embed([text])]
+            if self._pool is None:
+                return [vector for text in texts for vector in self._embed([text])]
+            return [vectors[0] for vectors in self._pool.map(self._embed, [[text] for text in texts])]
         encoded = self._tokenizer.encode_batch(texts)
         ids = np.asarray([item.ids for item in encoded], dtype=np.int64)
         mask = np.asarray([item.attention_mask for item in encoded], dtype=np.int64)

@@ -88,14 +88,16 @@ class Settings(BaseSettings):
         description="Texts per embedding batch. On the CPU 16 embeds as fast as 64, and the "
         "working memory of a batched local backend (torch, onnx, openvino) grows with it "
         "(attention over 256 word pieces: ~0.46 GB of RSS at 16, ~1.3 GB at 64); the default "
-        "'onnx-int8' runs one text at a time whatever this says. Raise it for a GPU "
-        "embeddings endpoint.",
+        "'onnx-int8' runs one text at a time on embed_threads threads and hands them at least "
+        "256 texts at once (rag.embedder.PER_TEXT_BATCH). Raise it for a GPU embeddings "
+        "endpoint.",
     )
     embed_backend: Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"] = Field(
         default="onnx-int8",
         description="How the local model runs: 'onnx-int8' (default: the model exported to "
         "ONNX on first use, attention and layer norms fused, weights dynamically quantised "
-        "to int8; ~1.7x PyTorch's texts/s, dev-set nDCG@10 no lower than fp32's), 'torch' "
+        "to int8, one text per run on each of embed_threads threads; ~1.9x PyTorch's "
+        "texts/s, dev-set nDCG@10 no lower than fp32's), 'torch' "
         "(sentence-transformers), 'onnx' / 'openvino' (the same fp32 weights run by "
         "onnxruntime or OpenVINO) or 'openvino-int8' (static int8 by NNCF, calibrated on the "
         "bundled corpus; slower than 'openvino' on AVX2-only CPUs, meant for CPUs with "
@@ -105,7 +107,8 @@ class Settings(BaseSettings):
     )
     embed_threads: int = Field(
         default=0,
-        description="Intra-op threads of the ONNX/OpenVINO embedder (0 = one per core).",
+        description="Threads of the ONNX/OpenVINO embedder (0 = one per core): intra-op "
+        "threads of one run, or for 'onnx-int8' single-threaded runs side by side.",
     )
     model_cache_dir: Path = Field(
         default_factory=lambda: _cache_home() / "rag" / "models",
