@@ -210,9 +210,20 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid`, all its threads (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed_run(users: Users, pid: int, seconds: float, every_s: float = 10.0) -> dict:
-    """Users ask for `seconds`; answers still in flight then are waited for and counted."""
+    """Users ask for `seconds`; answers still in flight then are waited for and counted.
+
+    Also where the machine's CPU went: the server's, and this process's (the simulated
+    users' gradio_client sessions), which on one machine compete with the server for
+    the same cores; real users' browsers would not."""
     rss = [(0.0, round(rss_mb(pid), 1))]
+    server_cpu, clients_cpu = cpu_s(pid), sum(os.times()[:2])
     started = time.monotonic()
     threads = users.start()
     while (elapsed := time.monotonic() - started) < seconds:
@@ -221,7 +232,14 @@ def timed_run(users: Users, pid: int, seconds: float, every_s: float = 10.0) -> 
     users.stop.set()
     for thread in threads:
         thread.join(timeout=120)
+    wall = time.monotonic() - started
+    server_cpu, clients_cpu = cpu_s(pid) - server_cpu, sum(os.times()[:2]) - clients_cpu
+    answered = max(1, len(users.latencies))
     return {
+        "cpu": {"server_cores": round(server_cpu / wall, 2),
+                "clients_cores": round(clients_cpu / wall, 2),
+                "server_s_per_answer": round(server_cpu / answered, 3),
+                "clients_s_per_answer": round(clients_cpu / answered, 3)},  # fmt: skip
         "mode": "timed", "seconds": seconds, "answers": len(users.latencies),
         "errors": len(users.errors), "error_samples": users.errors[:5],
         "p50_s": round(statistics.median(users.latencies), 2) if users.latencies else None,

@@ -48,7 +48,14 @@ def _splitter():
     return split_by_sentence_tokenizer()
 
 
-def split_sentences(text: str) -> list[str]:
+SPLIT_CACHE = 4096
+"""Passages whose sentence split each process keeps (~2.5 KB each): answers keep quoting the
+same abstracts, and Punkt was ~7 % of the UI server's CPU under load (docs/BENCHMARKS.md,
+"UI under load")."""
+
+
+@lru_cache(maxsize=SPLIT_CACHE)
+def split_sentences(text: str) -> tuple[str, ...]:
     """Sentences of a passage; fragments cut at abbreviations rejoin their sentence."""
     sentences: list[str] = []
     for piece in _splitter()(" ".join(text.split())):
@@ -57,7 +64,7 @@ def split_sentences(text: str) -> list[str]:
             sentences[-1] = f"{sentences[-1]} {piece}"
         elif piece:
             sentences.append(piece)
-    return sentences
+    return tuple(sentences)
 
 
 @dataclass
