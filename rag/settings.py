@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         default="onnx-int8",
         description="How the local model runs: 'onnx-int8' (default: the model exported to "
         "ONNX on first use, attention and layer norms fused, weights dynamically quantised "
-        "to int8, one text per run on each of embed_threads threads; ~1.9x PyTorch's "
+        "to int8, one text per run on each of embed_threads threads; ~2x PyTorch's "
         "texts/s, dev-set nDCG@10 no lower than fp32's), 'torch' "
         "(sentence-transformers), 'onnx' / 'openvino' (the same fp32 weights run by "
         "onnxruntime or OpenVINO) or 'openvino-int8' (static int8 by NNCF, calibrated on the "
