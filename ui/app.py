@@ -33,6 +33,22 @@ from ui.options import OptionsTab
 from ui.pdfview import PdfViewer
 
 
+QUEUE_STATS_EVENTS = 1000
+"""Finished events whose timings Gradio's queue keeps for its "Runs" page (its default, 10,000)."""
+QUEUE_STATS_EVERY = 100
+"""Events between two recomputations of that page's summary (its default, 1)."""
+
+
+def bound_queue_stats() -> None:
+    """Gradio's queue rebuilds a pandas table of the last 10,000 events' timings after
+    every event, for its "Runs" page: ~11 % of the server's GIL time under 20 users, and
+    growing with every answer until the cap. The page stays; it is refreshed every 100
+    events over the last 1,000. Set before the queue is made (it reads them then);
+    explicit GRADIO_ANALYTICS_* variables win."""
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(QUEUE_STATS_EVENTS))
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(QUEUE_STATS_EVERY))
+
+
 def ensure_corpus(index: PaperIndex) -> None:
     """First run: an empty default index gets the bundled corpus."""
     if index.paper_count() == 0:
@@ -96,6 +112,7 @@ def launch(
     threading.Thread(target=lambda: index.embedder, name="warm-embedder", daemon=True).start()
     eval_runs = settings.state_dir / "ui-eval"
     eval_runs.mkdir(parents=True, exist_ok=True)
+    bound_queue_stats()
     app.queue(default_concurrency_limit=settings.ui_concurrency, max_size=settings.ui_queue_size)
     app.launch(
         server_name=settings.host, server_port=settings.port, auth=users or None,
