@@ -268,10 +268,11 @@ class PaperIndex:
             "try again later or raise write_lock_timeout_s (env RAG_WRITE_LOCK_TIMEOUT_S)"
         )
 
-    def refresh(self) -> bool:
+    def refresh(self, revision: str | None = None) -> bool:
         """Re-open the Chroma view when another process wrote since; True when it did.
 
-        Cheap when nothing changed (one revision read). The re-open waits for a
+        Cheap when nothing changed (one revision read, or none when the caller passes
+        the `revision` it just read). The re-open waits for a
         writer's current batch under a shared lock, so it never loads a half-written
         graph; if the writer holds on longer than READER_LOCK_WAIT_S the current
         view is kept for now. A `chroma run` server has one view for everyone.
@@ -279,7 +280,7 @@ class PaperIndex:
         if self.settings.chroma_host or self._write_depth:
             return False
         with self._refresh_guard:
-            if self.revision() == self._view_revision:
+            if (self.revision() if revision is None else revision) == self._view_revision:
                 return False
             with open(self.lock_path, "a") as handle:
                 if not _flock(handle, fcntl.LOCK_SH, READER_LOCK_WAIT_S):

@@ -642,15 +642,16 @@ class LexicalIndex:
         staging.write_text(revision, encoding="utf-8")
         os.replace(staging, self.directory / "REVISION")
 
-    def sync_with(self, index: "PaperIndex") -> bool:
+    def sync_with(self, index: "PaperIndex", revision: str | None = None) -> bool:
         """Make the paper set equal to Chroma's; True when anything had to change.
 
-        Cheap when in step (a count and a revision token); otherwise diffs ids,
+        Cheap when in step (a count and a revision token, which the caller may pass when
+        it has just read it); otherwise diffs ids,
         removes extras and tokenizes only the missing papers, whose body passages are
         read back from their Chroma chunks. An index in an older layout reads as empty
         here, so it is rebuilt whole.
         """
-        revision = index.revision()
+        revision = index.revision() if revision is None else revision
         if index.paper_count() == self.count() and revision == self.synced_revision():
             return False
         chroma_ids = set(index.all_ids())

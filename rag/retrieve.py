@@ -345,10 +345,12 @@ def embed_queries(index: PaperIndex, texts: Sequence[str]) -> list[list[float]]:
 
 
 def _ready(index: PaperIndex) -> bool:
-    """See other processes' writes (dense and lexical; cheap when nothing changed);
-    False if the index is empty."""
-    index.refresh()
-    index.lexical.sync_with(index)
+    """See other processes' writes (dense and lexical; cheap when nothing changed: one
+    revision read serves both, a Chroma call less per question); False if the index is
+    empty."""
+    revision = index.revision()
+    index.refresh(revision)
+    index.lexical.sync_with(index, revision)
     return index.lexical.count() > 0
 
 
