@@ -28,6 +28,7 @@ def serve(settings, empty_index) -> Iterator:
         apps.append(launch(own, users=users, ingest_bundled=False, block=False, index=empty_index))
         return f"http://127.0.0.1:{port}"
 
+    start.apps = apps  # the launched apps, for a test that looks inside one
     yield start
     for app in apps:
         app.close()
@@ -56,23 +57,17 @@ def test_app_without_users_is_open_on_loopback(serve):
         assert client.get("/config").status_code == 200
 
 
-def test_the_queues_run_statistics_stay_bounded(settings, empty_index, monkeypatch):
+def test_the_queues_run_statistics_stay_bounded(serve, monkeypatch):
     """Gradio re-tabulates its last 10,000 events after every event unless told otherwise
     (~11 % of the server's GIL time under load); the app bounds that table and its refresh."""
     from ui.app import QUEUE_STATS_EVENTS, QUEUE_STATS_EVERY
 
     monkeypatch.delenv("GRADIO_ANALYTICS_MAX_EVENTS", raising=False)
     monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", raising=False)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    own = settings.model_copy(update={"port": port})
-    app = launch(own, ingest_bundled=False, block=False, index=empty_index)
-    try:
-        assert app._queue.ANALYTICS_MAX_EVENTS == QUEUE_STATS_EVENTS < 10_000
-        assert app._queue.ANAYLTICS_CACHE_FREQUENCY == QUEUE_STATS_EVERY > 1
-    finally:
-        app.close()
+    serve()
+    queue = serve.apps[-1]._queue
+    assert queue.ANALYTICS_MAX_EVENTS == QUEUE_STATS_EVENTS < 10_000
+    assert queue.ANAYLTICS_CACHE_FREQUENCY == QUEUE_STATS_EVERY > 1
 
 
 # --- nobody stalls everyone: the real app over HTTP (issue 12 item 4) --------------------------
