@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.load import free_port, machine, rss_mb
+from bench.load import cpu_s, free_port, machine, rss_mb
 from rag.settings import BUNDLED_CORPUS, PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -59,12 +59,6 @@ def help_times(runs: int) -> dict:
         "import rag.settings": median_of([python, "-c", "import rag.settings"], runs),
         "rag --help": median_of([python, "-m", "rag.cli", "--help"], runs),
     }
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) the process has used so far: robust under load."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ask(url: str) -> str:

@@ -214,7 +214,8 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process `pid`, all its threads (/proc/PID/stat)."""
+    """User + system CPU seconds process `pid` has used so far, all its threads
+    (/proc/PID/stat): robust under machine load, unlike wall time."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
