@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from ui.options import OptionsTab
 
 NO_SELECTION = "Pick a conversation in the list first."
+CONVERSATION_OUTPUTS = 7
+"""What opening a conversation sets: chatbot, sources, turns, copy text, status, current id,
+title (`HistoryPanel._open`, and the `conversation` outputs in `wire`)."""
 
 
 def user_of(request: gr.Request | None) -> str:
@@ -96,6 +99,11 @@ class HistoryPanel:
         keep = selected if any(summary.id == selected for summary in summaries) else None
         return gr.Radio(choices=choices, value=keep)
 
+    @staticmethod
+    def _unchanged() -> tuple:
+        """`_open`'s outputs left as the browser shows them."""
+        return (gr.skip(),) * CONVERSATION_OUTPUTS
+
     def _open(self, user: str, conversation_id: str | None):
         """(chatbot, sources, turns, copy text, status, current id, title) for a conversation."""
         conversation = self.store.load(user, conversation_id) if conversation_id else None
@@ -123,9 +131,9 @@ class HistoryPanel:
         session that has asked keeps its chat (the answer's save refreshes the list), and
         with no conversation to reopen only the list is sent."""
         if asked:
-            return (gr.skip(),) * 8
+            return (*self._unchanged(), gr.skip())
         if not current:
-            return (*(gr.skip(),) * 7, self.listing(user_of(request)))
+            return (*self._unchanged(), self.listing(user_of(request)))
         user = user_of(request)
         opened = self._open(user, current)
         return (*opened, self.listing(user, selected=opened[5]))
@@ -170,7 +178,7 @@ class HistoryPanel:
         deleted = bool(conversation_id) and self.store.delete(user, conversation_id)
         message = "Deleted." if deleted else NO_SELECTION
         cleared = self._open(user, None) if deleted and conversation_id == current else None
-        chat_updates = cleared if cleared else (gr.skip(),) * 7
+        chat_updates = cleared if cleared else self._unchanged()
         return (*chat_updates, self.listing(user, query), message, gr.Row(visible=False))
 
     # --- wiring ---------------------------------------------------------------------------
