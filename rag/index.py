@@ -377,7 +377,7 @@ class PaperIndex:
             return {}
         result = self.papers.get(ids=list(ids), include=["documents", "metadatas"])
         return {
-            paper_id: Paper.from_metadata(metadata, document or "")
+            paper_id: Paper.from_metadata(metadata, document)
             for paper_id, document, metadata in zip(
                 result["ids"], result["documents"], result["metadatas"]
             )
@@ -423,7 +423,7 @@ class PaperIndex:
             if not result["ids"]:
                 return
             for document, metadata in zip(result["documents"], result["metadatas"]):
-                yield Paper.from_metadata(metadata, document or "")
+                yield Paper.from_metadata(metadata, document)
             offset += len(result["ids"])
 
     # --- writing ---------------------------------------------------------------------
@@ -499,8 +499,7 @@ class PaperIndex:
         self.papers.add(
             ids=[paper.id for paper in papers],
             embeddings=vectors,
-            documents=[paper.abstract for paper in papers],
-            metadatas=[paper.metadata() for paper in papers],
+            metadatas=[paper.record_metadata() for paper in papers],
         )
 
     def add_papers(self, papers: Sequence[Paper], progress: Progress | None = None) -> AddResult:
@@ -624,16 +623,11 @@ class PaperIndex:
             changed = filled()  # again under the lock: another writer may have filled them
             if not changed:
                 return []
-            ids = [paper.id for paper in changed]
-            # The vectors go back unchanged: an update with documents but no embeddings
-            # would have Chroma embed them with its own model (a download).
-            kept = self.papers.get(ids=ids, include=["embeddings"])
-            vectors = dict(zip(kept["ids"], kept["embeddings"]))
+            # Metadata only: no documents, so Chroma has nothing to embed with its own
+            # model (a download), and the vectors stay as they are.
             self.papers.update(
-                ids=ids,
-                embeddings=[vectors[paper_id] for paper_id in ids],
-                documents=[paper.abstract for paper in changed],
-                metadatas=[paper.metadata() for paper in changed],
+                ids=[paper.id for paper in changed],
+                metadatas=[paper.record_metadata() for paper in changed],
             )
             by_id = {paper.id: paper for paper in changed}
             chunks = self.chunks.get(

@@ -164,6 +164,25 @@ def assert_every_paper_searchable(index: PaperIndex, rows: list[dict]) -> None:
     assert found and {source.paper.year for source in found} == {2003}
 
 
+def test_a_paper_record_keeps_its_abstract_out_of_chromas_full_text_index(empty_index):
+    """The abstract lives in the papers record's metadata (a Chroma document would be
+    trigram-indexed on every write); records written before, with the abstract as the
+    document, read and enrich the same."""
+    new, old = (Paper(f"p{n}", f"Layout {n}", f"Abstract number {n}.") for n in (1, 2))
+    empty_index.add_papers([new, old])
+    stored = empty_index.papers.get(ids=["p1", "p2"], include=["documents", "embeddings"])
+    assert stored["documents"] == [None, None]
+    empty_index.papers.delete(ids=["p2"])  # p2 as an earlier release wrote it
+    empty_index.papers.add(ids=["p2"], embeddings=[stored["embeddings"][1]],
+                           documents=[old.abstract], metadatas=[old.metadata()])  # fmt: skip
+    assert empty_index.get_papers(["p1", "p2"]) == {"p1": new, "p2": old}
+    assert sorted(empty_index.iter_papers(), key=lambda paper: paper.id) == [new, old]
+    authored = Paper("p2", old.title, "", authors="Ada Lovelace")
+    assert empty_index.enrich_papers([authored]) == ["p2"]
+    assert empty_index.get_papers(["p2"])["p2"] == Paper("p2", old.title, old.abstract,
+                                                         authors="Ada Lovelace")  # fmt: skip
+
+
 def test_two_ingest_processes_at_once_keep_every_paper_searchable(tmp_path):
     settings = make_settings(tmp_path)
     persist_often(settings)
