@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import multiprocessing
 import os
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -399,6 +402,68 @@ def _export_onnx(model_dir: Path, target: Path) -> None:
             opset_version=17, dynamo=False,
         )  # fmt: skip
     os.replace(staging, target)
+
+
+class EmbeddingProcess:
+    """The configured local embedder, run in a child process: for long ingests.
+
+    Chroma 1.5 holds the GIL for the whole of an insert (its bindings release it only
+    for reads), so embedding threads in the writing process stall while each batch is
+    written: 26.7 texts/s fell to 1.5 during a 2,560-record add. In a process of its
+    own, with the next batch already queued (`embed_later`), the embedder keeps both
+    cores busy while the ingest process chunks and writes (docs/BENCHMARKS.md,
+    "Session 7"). The child loads the same model with the same settings, so its vectors
+    are the in-process ones; it starts in ~2 s, which only a multi-batch ingest repays
+    (PaperIndex.add_batches). `close()` ends it.
+    """
+
+    def __init__(self, settings: "Settings") -> None:
+        self._pool = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_child, initargs=(settings,),
+        )  # fmt: skip
+
+    def embed_later(self, texts: list[str]) -> Callable[[], list[list[float]]]:
+        """Queue `texts` in the child now; the returned function waits for their vectors."""
+        try:
+            future = self._pool.submit(_embed_in_child, texts)
+        except BrokenProcessPool:  # it died while embedding an earlier batch
+            raise _stopped() from None
+
+        def vectors() -> list[list[float]]:
+            try:
+                return future.result().tolist()
+            except BrokenProcessPool:
+                raise _stopped() from None
+
+        return vectors
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+def _stopped() -> EmbedderError:
+    return EmbedderError(
+        "the embedding process stopped unexpectedly (killed, or out of memory); papers "
+        "written before it stopped are kept: run the ingest again to add the rest"
+    )
+
+
+_CHILD_EMBEDDER: BaseEmbedding | None = None
+
+
+def _start_child(settings: "Settings") -> None:
+    global _CHILD_EMBEDDER
+    _CHILD_EMBEDDER = load_embedder(settings)
+
+
+def _embed_in_child(texts: list[str]):
+    """Vectors as one float32 array: a tenth of the pickle of nested float lists, and
+    exact (the models compute in float32)."""
+    import numpy as np
+
+    assert _CHILD_EMBEDDER is not None
+    return np.asarray(_CHILD_EMBEDDER.get_text_embedding_batch(texts), dtype=np.float32)
 
 
 _LOADING = threading.Lock()

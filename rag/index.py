@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,10 +43,10 @@ from chromadb.config import System
 from llama_index.core import Document
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import BaseNode, NodeRelationship, RelatedNodeInfo
+from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, RelatedNodeInfo
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from rag.embedder import backend_for_label, embedder_label, load_embedder
+from rag.embedder import EmbeddingProcess, backend_for_label, embedder_label, load_embedder
 from rag.identity import ENRICHED_FIELDS, fill_blanks
 from rag.lexical import LexicalIndex
 from rag.papers import Paper, Passage
@@ -93,6 +94,16 @@ def _number_chunks(nodes: Sequence[BaseNode]) -> None:
             link = node.relationships.get(key)
             if isinstance(link, RelatedNodeInfo) and link.node_id in renamed:
                 link.node_id = renamed[link.node_id]
+
+
+def _embedded(
+    papers: list[Paper], nodes: list[BaseNode], vectors: Callable[[], list[list[float]]],
+    records: int,
+) -> tuple[list[Paper], list[BaseNode], int]:  # fmt: skip
+    """A batch whose vectors the embedding process computed, with them on its chunks."""
+    for node, vector in zip(nodes, vectors(), strict=True):
+        node.embedding = vector
+    return papers, nodes, records
 
 
 class IndexMismatchError(RuntimeError):
@@ -452,10 +463,18 @@ class PaperIndex:
             ]
         return documents
 
-    def _chunk_and_embed(
-        self, papers: Sequence[Paper], notes: list[str] | None = None
-    ) -> list[BaseNode]:
-        """Split, keep at most max_chunks_per_paper chunks per paper (saying so), embed."""
+    def _embeds_in_child(self) -> bool:
+        """Whether a multi-batch ingest embeds in a child process (EmbeddingProcess):
+        local models only (an endpoint's embedding is I/O, which frees the GIL)."""
+        return self.settings.ingest_embed_process and not self.settings.embed_endpoint
+
+    def _chunk_and_embed(self, papers: Sequence[Paper], notes: list[str] | None = None) -> list[BaseNode]:
+        """Chunk (see _chunks) and embed with the index's embedder."""
+        nodes = self._chunks(papers, notes)
+        return IngestionPipeline(transformations=[self.embedder]).run(nodes=nodes)
+
+    def _chunks(self, papers: Sequence[Paper], notes: list[str] | None = None) -> list[BaseNode]:
+        """Split, keep at most max_chunks_per_paper chunks per paper (saying so)."""
         nodes = self.splitter(self._documents(papers))
         # Passage documents need ids of their own (the splitter maps metadata by document
         # id); every chunk still belongs to its paper, which deletes, means and caps go by.
@@ -482,7 +501,7 @@ class PaperIndex:
                         "(setting max_chunks_per_paper)"
                     )
         _number_chunks(nodes)
-        return IngestionPipeline(transformations=[self.embedder]).run(nodes=nodes)
+        return nodes
 
     def _write(self, papers: Sequence[Paper], nodes: Sequence[BaseNode]) -> None:
         # Orphans of an interrupted earlier ingest. One call per batch: a where-delete
@@ -512,14 +531,17 @@ class PaperIndex:
         self, batches: Iterable[Sequence[Paper]], progress: Progress | None = None,
         total: int = 0,
     ) -> AddResult:  # fmt: skip
-        """Add papers arriving in batches (streaming ingest); only two batches are in memory.
+        """Add papers arriving in batches (streaming ingest); at most three batches are in
+        memory.
 
         While batch k is chunked and embedded (the slow part, outside the write lock),
         one writer thread writes batch k-1 to Chroma and the BM25 index under the lock,
         skipping papers another writer stored in the meantime; a bounded queue of one
-        batch keeps memory flat. A caller that already holds the write lock (`rag
-        repair`) writes in its own thread: another thread could not take that lock.
-        `progress(done, total)` counts papers handled (written or skipped as
+        batch keeps memory flat. From the second batch on a local embedder runs in a
+        child process (EmbeddingProcess) with the next batch queued behind the current
+        one, so it never waits for this process's GIL. A caller that already holds the
+        write lock (`rag repair`) writes in its own thread: another thread could not take
+        that lock. `progress(done, total)` counts papers handled (written or skipped as
         duplicates); `total` is the caller's estimate (0: unknown).
         """
         self._begin_call()
@@ -534,9 +556,21 @@ class PaperIndex:
                 daemon=True, name="index-writer",
             )  # fmt: skip
             writer.start()
+
+        def hand_over(fresh: list[Paper], nodes: list[BaseNode], records: int) -> None:
+            if writer:
+                queue.put((fresh, nodes, records))
+            else:
+                self._write_batch(fresh, nodes, result)
+                handled[0] += records
+            if progress:
+                progress(handled[0], max(total, handled[0]))
+
         queued: set[str] = set()  # ids of this run already on their way to the index
+        child: EmbeddingProcess | None = None
+        embedding: deque[tuple[list[Paper], list[BaseNode], Callable[[], list], int]] = deque()
         try:
-            for batch in batches:
+            for number, batch in enumerate(batches):
                 if failure:
                     break
                 unique: dict[str, Paper] = {}
@@ -546,16 +580,23 @@ class PaperIndex:
                 already = self.existing_ids(list(unique))
                 fresh = [paper for paper_id, paper in unique.items() if paper_id not in already]
                 queued.update(unique)
-                nodes = self._chunk_and_embed(fresh, result.notes) if fresh else []
                 result.duplicates += len(batch) - len(fresh)
-                if writer:
-                    queue.put((fresh, nodes, len(batch)))
-                else:
-                    self._write_batch(fresh, nodes, result)
-                    handled[0] += len(batch)
-                if progress:
-                    progress(handled[0], max(total, handled[0]))
+                if number == 1 and self._embeds_in_child():
+                    child = EmbeddingProcess(self.settings)
+                if child is None:
+                    hand_over(fresh, self._chunk_and_embed(fresh, result.notes) if fresh else [],
+                              len(batch))  # fmt: skip
+                    continue
+                nodes = self._chunks(fresh, result.notes)
+                texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+                embedding.append((fresh, nodes, child.embed_later(texts), len(batch)))
+                if len(embedding) > 1:  # the child has the next batch: collect this one
+                    hand_over(*_embedded(*embedding.popleft()))
+            while embedding and not failure:
+                hand_over(*_embedded(*embedding.popleft()))
         finally:
+            if child:
+                child.close()
             if writer:
                 queue.put(None)
                 writer.join()

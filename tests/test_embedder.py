@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from rag.embedder import (
-    EmbedderError, _load_local, embedder_label, load_embedder, resolve_model_path,
+    EmbedderError, EmbeddingProcess, _load_local, embedder_label, load_embedder,
+    resolve_model_path,
 )  # fmt: skip
 from rag.index import IndexMismatchError, PaperIndex
 from rag.papers import Paper
@@ -191,3 +192,23 @@ def test_int8_vectors_do_not_depend_on_the_batch(tmp_path):
     together = np.asarray(embed.get_text_embedding_batch(texts))
     alone = np.asarray([embed.get_text_embedding(text) for text in texts])
     assert np.array_equal(together, alone)
+
+
+def test_a_dead_embedding_process_is_one_clear_error(tmp_path):
+    """The ingest's embedding child killed (say, by the OOM killer): the next batch
+    fails with one line, not a BrokenProcessPool traceback."""
+    settings = make_settings(tmp_path)
+    child = EmbeddingProcess(settings)
+    try:
+        texts = [paper.abstract for paper in PAPERS]
+        assert np.array_equal(
+            np.asarray(child.embed_later(texts)(), np.float32),
+            np.asarray(load_embedder(settings).get_text_embedding_batch(texts), np.float32),
+        )
+        for process in list(child._pool._processes.values()):
+            process.kill()
+            process.join(10)
+        with pytest.raises(EmbedderError, match="embedding process stopped unexpectedly"):
+            child.embed_later(texts)()
+    finally:
+        child.close()

@@ -6,8 +6,11 @@ import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import rag.index
+from rag.embedder import EmbeddingProcess
 from rag.formats import count_records, stream_file
 from rag.index import PaperIndex
 from rag.ingest import ingest_paths, progress_line
@@ -206,6 +209,34 @@ def test_streamed_batches_add_everything_with_progress(settings, tmp_path):
     assert calls[0] == (0, 11) and calls[-1] == (10, 10)  # counted towards the file's lines
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     assert index.lexical.sync_with(index) is False  # BM25 marked in step after every batch
+
+
+def test_a_multi_batch_ingest_embeds_in_a_child_process_with_the_same_vectors(
+    settings, tmp_path, monkeypatch
+):
+    """From the second batch on, a child process embeds (Chroma's writes hold this
+    process's GIL); the index it builds holds exactly the vectors of an in-process run."""
+    started: list[EmbeddingProcess] = []
+
+    class Recorded(EmbeddingProcess):
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            started.append(self)
+
+    monkeypatch.setattr(rag.index, "EmbeddingProcess", Recorded)
+    path = gz_jsonl(tmp_path / "f.jsonl.gz", rows(10))
+    stored = []
+    for name, child in (("child", True), ("here", False)):
+        update = {"index": tmp_path / name, "ingest_batch_papers": 4, "ingest_embed_process": child}
+        index = PaperIndex(settings.model_copy(update=update))
+        report = ingest_paths(index, [path])
+        assert (report.added, report.total_papers, index.lexical.count()) == (10, 10, 10)
+        chunks = index.chunks.get(include=["embeddings"])
+        stored.append(dict(zip(chunks["ids"], np.asarray(chunks["embeddings"]).tolist())))
+        assert len(started) == 1  # the first run only
+    assert len(stored[0]) == 10 and stored[0] == stored[1]
+    ingest_paths(PaperIndex(settings), [gz_jsonl(tmp_path / "small.jsonl.gz", rows(3))])
+    assert len(started) == 1  # one batch: embedded in this process, no child to start
 
 
 def test_the_same_paper_in_two_batches_is_stored_once(settings, tmp_path):
