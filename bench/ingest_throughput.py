@@ -31,14 +31,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rag  # noqa: F401  (offline environment first)
-from llama_index.core.schema import MetadataMode
 
-from rag.formats import parse_jsonl
-from rag.index import PaperIndex
-from rag.ingest import ingest_paths
-from rag.settings import load_settings
+if TYPE_CHECKING:
+    from rag.index import PaperIndex
 
 DATA = Path("/work/shared/data/arxiv-cs-50k.jsonl.gz")
 
@@ -51,6 +49,10 @@ def write_subset(target: Path, count: int) -> None:
 
 def chunk_texts(index: PaperIndex, path: Path) -> list[str]:
     """What ingest hands the embedder for these papers (text + embed metadata)."""
+    from llama_index.core.schema import MetadataMode
+
+    from rag.formats import parse_jsonl
+
     nodes = index.splitter(index._documents(parse_jsonl(path).papers))
     return [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
 
@@ -87,6 +89,12 @@ def child_ingest(path: Path, index_dir: Path) -> dict:
 
 
 def main() -> None:
+    # Imported here: ingest's embedding process (spawned) imports this module as its
+    # __mp_main__, and would otherwise pay for llama-index and Chroma like rag.cli does not.
+    from rag.index import PaperIndex
+    from rag.ingest import ingest_paths
+    from rag.settings import load_settings
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--papers", type=int, default=2000)
     parser.add_argument("--no-rss", action="store_true", help="skip the child `rag ingest`")

@@ -4,7 +4,9 @@ endpoint (TEI, vLLM, Infinity, Ollama) chosen by the `embed_endpoint` setting.
 
 A local model runs on PyTorch (sentence-transformers) or, exported once to ONNX in
 `model_cache_dir`, on onnxruntime (fp32 or dynamic int8) or OpenVINO (fp32, or int8
-quantised after training with NNCF, calibrated on the bundled corpus): `embed_backend`.
+quantised after training with NNCF, calibrated on the bundled corpus): `embed_backend`;
+the exported models' forward pass is rag.encoder, light enough for an ingest's
+embedding process (EmbeddingProcess).
 Every choice is a llama-index `BaseEmbedding`, so ingest (the IngestionPipeline),
 retrieval and the answer stage use it the same way.
 """
@@ -18,7 +20,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
+
+from rag.encoder import (
+    PER_TEXT_BATCH, Encoder, EncoderSpec, embed_in_child, load_tokenizer, start_child,
+)  # fmt: skip
 
 if TYPE_CHECKING:  # importing it pulls in torch (~5-10 s): only when a model is loaded
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
@@ -158,107 +164,25 @@ class RemoteEmbedding(_BatchEmbedding):
         return (vectors / np.where(norms == 0, 1.0, norms)).tolist()
 
 
-PER_TEXT_BATCH = 256
-"""Texts handed to the per-text embedder's threads at once (no effect on memory: each run
-holds one text). Batches of 16 left a core idle at each batch's end: 27.5 texts/s, 256:
-29.8 on the 2-core machine."""
-
-
 class ExportedEmbedding(_BatchEmbedding):
-    """A sentence-transformers model (BERT-style encoder, mean pooling, L2 norm) exported to
-    ONNX and run by onnxruntime or OpenVINO: no PyTorch on the query or ingest path."""
+    """A sentence-transformers model exported to ONNX and run by onnxruntime or OpenVINO
+    (rag.encoder.Encoder): no PyTorch on the query or ingest path."""
 
-    _tokenizer: Any = PrivateAttr()
-    _run: Any = PrivateAttr()
-    _per_text: bool = PrivateAttr()
-    _pool: ThreadPoolExecutor | None = PrivateAttr()
+    _encoder: Encoder = PrivateAttr()
 
-    def __init__(self, model_dir: Path, onnx_path: Path, runtime: str, threads: int,
-                 batch_size: int, per_text: bool = False) -> None:  # fmt: skip
+    def __init__(self, spec: EncoderSpec, batch_size: int) -> None:
         # Per text, a "batch" is only what the worker threads share out at once, and each
         # batch ends waiting for its slowest text: larger ones keep both cores busy.
-        batch = max(batch_size, PER_TEXT_BATCH) if per_text else batch_size
-        super().__init__(model_name=str(model_dir), embed_batch_size=batch)
-        self._tokenizer = _tokenizer(model_dir)
-        # Dynamic int8 quantises activations with one scale per run: batched, a text's
-        # vector would depend on its batch-mates (cosine ~0.993 between runs), so the same
-        # query or sentence would rank differently in eval batches, the UI and the answer
-        # cache. One text per run keeps every vector a function of its text. Such small
-        # runs parallelise badly inside onnxruntime, so they run single-threaded, `threads`
-        # of them at once (one session is safe to run concurrently): 1.18x the texts/s of
-        # one two-thread run at a time (docs/BENCHMARKS.md, "Embedder speed").
-        self._per_text = per_text
-        self._pool = ThreadPoolExecutor(threads, "embed") if per_text and threads > 1 else None
-        run_threads = 1 if per_text else threads
-        self._run = _onnxruntime(onnx_path, run_threads) if runtime == "onnx" else _openvino(
-            onnx_path, run_threads
-        )
+        batch = max(batch_size, PER_TEXT_BATCH) if spec.per_text else batch_size
+        super().__init__(model_name=str(spec.model_dir), embed_batch_size=batch)
+        self._encoder = Encoder(spec)
 
     @classmethod
     def class_name(cls) -> str:
         return "ExportedEmbedding"
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
-        import numpy as np
-
-        if self._per_text and len(texts) > 1:
-            if self._pool is None:
-                return [vector for text in texts for vector in self._embed([text])]
-            return [vectors[0] for vectors in self._pool.map(self._embed, [[text] for text in texts])]
-        encoded = self._tokenizer.encode_batch(texts)
-        ids = np.asarray([item.ids for item in encoded], dtype=np.int64)
-        mask = np.asarray([item.attention_mask for item in encoded], dtype=np.int64)
-        hidden = self._run(ids, mask, np.zeros_like(ids))
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.where(norms == 0, 1.0, norms)).tolist()
-
-
-def _tokenizer(model_dir: Path):
-    """The model's fast tokenizer, truncating where sentence-transformers does and padding
-    each batch to its longest text."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.enable_truncation(_max_length(model_dir))
-    tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
-    return tokenizer
-
-
-def _onnxruntime(path: Path, threads: int):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(
-        str(path), options, providers=["CPUExecutionProvider"]
-    )
-    return lambda ids, mask, types: session.run(
-        None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-    )[0]
-
-
-def _openvino(path: Path, threads: int):
-    import openvino
-
-    # f32 inference: on CPUs with bf16 units OpenVINO would otherwise trade precision
-    config = {"INFERENCE_PRECISION_HINT": "f32", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
-    compiled = openvino.Core().compile_model(str(path), "CPU", config)
-    output = compiled.output(0)
-    # One infer request per thread: a compiled model's own request serves one call at a
-    # time ("Infer Request is busy" when the UI's two answers embed at once).
-    local = threading.local()
-
-    def run(ids, mask, types):
-        if not hasattr(local, "request"):
-            local.request = compiled.create_infer_request()
-        inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        return local.request.infer(inputs)[output].copy()
-
-    return run
+        return self._encoder.encode(texts).tolist()
 
 
 def exported_model(model_dir: Path, cache_dir: Path, backend: str) -> Path:
@@ -357,7 +281,7 @@ def _quantise_static(model_dir: Path, fp32: Path, target: Path) -> None:
     half = CALIBRATION_TEXTS // 2
     texts = [f"{paper.title}\n\n{paper.abstract}" for paper in papers[:half]]
     texts += [paper.title for paper in papers[half : 2 * half]]
-    tokenizer = _tokenizer(model_dir)
+    tokenizer = load_tokenizer(model_dir)
     tokenizer.no_padding()
     samples = []
     for encoding in tokenizer.encode_batch(texts):
@@ -405,28 +329,31 @@ def _export_onnx(model_dir: Path, target: Path) -> None:
 
 
 class EmbeddingProcess:
-    """The configured local embedder, run in a child process: for long ingests.
+    """An exported local embedder (rag.encoder) run in a child process: for long ingests.
 
     Chroma 1.5 holds the GIL for the whole of an insert (its bindings release it only
     for reads), so embedding threads in the writing process stall while each batch is
     written: 26.7 texts/s fell to 1.5 during a 2,560-record add. In a process of its
     own, with the next batch already queued (`embed_later`), the embedder keeps both
     cores busy while the ingest process chunks and writes (docs/BENCHMARKS.md,
-    "Session 7"). The child loads the same model with the same settings, so its vectors
-    are the in-process ones; it starts in ~2 s, which only a multi-batch ingest repays
-    (PaperIndex.add_batches). `close()` ends it.
+    "Session 7"). The child runs the same Encoder on the same files, so its vectors are
+    the in-process ones, and imports neither llama-index nor torch: it starts in about
+    a second, which a multi-batch ingest repays (PaperIndex.add_batches). `close()`
+    ends it.
     """
 
-    def __init__(self, settings: "Settings") -> None:
+    def __init__(self, spec: EncoderSpec) -> None:
         self._pool = ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_child, initargs=(settings,),
+            initializer=start_child, initargs=(spec,),
         )  # fmt: skip
 
     def embed_later(self, texts: list[str]) -> Callable[[], list[list[float]]]:
         """Queue `texts` in the child now; the returned function waits for their vectors."""
+        if not texts:  # a batch of papers all stored already
+            return list
         try:
-            future = self._pool.submit(_embed_in_child, texts)
+            future = self._pool.submit(embed_in_child, texts)
         except BrokenProcessPool:  # it died while embedding an earlier batch
             raise _stopped() from None
 
@@ -449,23 +376,6 @@ def _stopped() -> EmbedderError:
     )
 
 
-_CHILD_EMBEDDER: BaseEmbedding | None = None
-
-
-def _start_child(settings: "Settings") -> None:
-    global _CHILD_EMBEDDER
-    _CHILD_EMBEDDER = load_embedder(settings)
-
-
-def _embed_in_child(texts: list[str]):
-    """Vectors as one float32 array: a tenth of the pickle of nested float lists, and
-    exact (the models compute in float32)."""
-    import numpy as np
-
-    assert _CHILD_EMBEDDER is not None
-    return np.asarray(_CHILD_EMBEDDER.get_text_embedding_batch(texts), dtype=np.float32)
-
-
 _LOADING = threading.Lock()
 
 
@@ -482,12 +392,10 @@ def load_embedder(settings: "Settings") -> BaseEmbedding:
             settings.embed_endpoint, settings.embed_endpoint_model, key,
             settings.embed_timeout_s, settings.embed_max_retries, settings.embed_batch_size,
         )  # fmt: skip
-    if settings.embed_backend != "torch":
+    spec = encoder_spec(settings)
+    if spec is not None:
         with _LOADING:
-            return _load_exported(
-                settings.embed_model, settings.embed_backend, settings.model_cache_dir,
-                settings.embed_threads or os.cpu_count() or 1, settings.embed_batch_size,
-            )  # fmt: skip
+            return _load_exported(spec, settings.embed_batch_size)
     return load_local_embedder(settings.embed_model, settings.embed_batch_size)
 
 
@@ -497,24 +405,28 @@ def load_local_embedder(name: str, batch_size: int) -> "HuggingFaceEmbedding":
         return _load_local(name, batch_size)
 
 
+def encoder_spec(settings: "Settings") -> EncoderSpec | None:
+    """What an exported local backend runs (exporting it on first use); None for
+    PyTorch and embeddings endpoints, which have no Encoder."""
+    if settings.embed_endpoint or settings.embed_backend == "torch":
+        return None
+    return _spec(settings.embed_model, settings.embed_backend, settings.model_cache_dir,
+                 settings.embed_threads or os.cpu_count() or 1)  # fmt: skip
+
+
 @lru_cache(maxsize=4)
-def _load_exported(name: str, backend: str, cache_dir: Path, threads: int,
-                   batch_size: int) -> ExportedEmbedding:  # fmt: skip
+def _spec(name: str, backend: str, cache_dir: Path, threads: int) -> EncoderSpec:
     model_dir = resolve_model_path(name)
-    path = exported_model(model_dir, cache_dir, backend)
-    runtime = "openvino" if backend.startswith("openvino") else "onnx"
-    return ExportedEmbedding(model_dir, path, runtime, threads, batch_size,
-                             per_text=backend == "onnx-int8")
+    return EncoderSpec(
+        model_dir, exported_model(model_dir, cache_dir, backend),
+        "openvino" if backend.startswith("openvino") else "onnx", threads,
+        per_text=backend == "onnx-int8",
+    )  # fmt: skip
 
 
-def _max_length(model_dir: Path) -> int:
-    """The sequence limit sentence-transformers applies (MiniLM: 256 word pieces)."""
-    import json
-
-    try:
-        return int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
-    except (OSError, ValueError, KeyError):
-        return 512
+@lru_cache(maxsize=4)
+def _load_exported(spec: EncoderSpec, batch_size: int) -> ExportedEmbedding:
+    return ExportedEmbedding(spec, batch_size)
 
 
 @lru_cache(maxsize=4)

@@ -46,7 +46,9 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, RelatedNodeInfo
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from rag.embedder import EmbeddingProcess, backend_for_label, embedder_label, load_embedder
+from rag.embedder import (
+    EmbeddingProcess, backend_for_label, embedder_label, encoder_spec, load_embedder,
+)  # fmt: skip
 from rag.identity import ENRICHED_FIELDS, fill_blanks
 from rag.lexical import LexicalIndex
 from rag.papers import Paper, Passage
@@ -463,10 +465,11 @@ class PaperIndex:
             ]
         return documents
 
-    def _embeds_in_child(self) -> bool:
-        """Whether a multi-batch ingest embeds in a child process (EmbeddingProcess):
-        local models only (an endpoint's embedding is I/O, which frees the GIL)."""
-        return self.settings.ingest_embed_process and not self.settings.embed_endpoint
+    def _child_embedder(self) -> EmbeddingProcess | None:
+        """An embedding process for a multi-batch ingest: exported local models only (an
+        endpoint's embedding is I/O, which frees the GIL; PyTorch has no Encoder)."""
+        spec = encoder_spec(self.settings) if self.settings.ingest_embed_process else None
+        return EmbeddingProcess(spec) if spec else None
 
     def _chunk_and_embed(self, papers: Sequence[Paper], notes: list[str] | None = None) -> list[BaseNode]:
         """Chunk (see _chunks) and embed with the index's embedder."""
@@ -537,9 +540,10 @@ class PaperIndex:
         While batch k is chunked and embedded (the slow part, outside the write lock),
         one writer thread writes batch k-1 to Chroma and the BM25 index under the lock,
         skipping papers another writer stored in the meantime; a bounded queue of one
-        batch keeps memory flat. From the second batch on a local embedder runs in a
-        child process (EmbeddingProcess) with the next batch queued behind the current
-        one, so it never waits for this process's GIL. A caller that already holds the
+        batch keeps memory flat. A local embedder runs in a child process
+        (EmbeddingProcess) from the second batch on (from the first when `total` says
+        there will be more: this process then never loads the model), with the next
+        batch queued behind the current one, so it never waits for this process's GIL. A caller that already holds the
         write lock (`rag repair`) writes in its own thread: another thread could not take
         that lock. `progress(done, total)` counts papers handled (written or skipped as
         duplicates); `total` is the caller's estimate (0: unknown).
@@ -581,8 +585,8 @@ class PaperIndex:
                 fresh = [paper for paper_id, paper in unique.items() if paper_id not in already]
                 queued.update(unique)
                 result.duplicates += len(batch) - len(fresh)
-                if number == 1 and self._embeds_in_child():
-                    child = EmbeddingProcess(self.settings)
+                if number == 1 or (number == 0 and total > self.settings.ingest_batch_papers):
+                    child = child or self._child_embedder()  # more than one batch: it pays
                 if child is None:
                     hand_over(fresh, self._chunk_and_embed(fresh, result.notes) if fresh else [],
                               len(batch))  # fmt: skip

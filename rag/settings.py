@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         "working memory of a batched local backend (torch, onnx, openvino) grows with it "
         "(attention over 256 word pieces: ~0.46 GB of RSS at 16, ~1.3 GB at 64); the default "
         "'onnx-int8' runs one text at a time on embed_threads threads and hands them at least "
-        "256 texts at once (rag.embedder.PER_TEXT_BATCH). Raise it for a GPU embeddings "
+        "256 texts at once (rag.encoder.PER_TEXT_BATCH). Raise it for a GPU embeddings "
         "endpoint.",
     )
     embed_backend: Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"] = Field(
@@ -156,10 +156,10 @@ class Settings(BaseSettings):
     )
     ingest_embed_process: bool = Field(
         default=True,
-        description="From an ingest's second batch on, run a local embedder in a child "
-        "process (~2 s to start), so Chroma's writes, which hold the GIL, do not stall "
-        "embedding: whole-ingest texts/s 0.86 -> 0.9x the raw embedder's on 2 cores. "
-        "Off: embed in the ingest process (less memory: no second copy of the model).",
+        description="When an ingest has more than one batch, run an ONNX/OpenVINO "
+        "embedder in a child process (~1 s to start), so Chroma's writes, which hold the "
+        "GIL, do not stall embedding (docs/BENCHMARKS.md, 'Session 7'). Off: embed in the "
+        "ingest process. PyTorch and embeddings endpoints always embed in-process.",
     )
 
     # --- store: writer lock, record limits (issue 12) ---------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rag.embedder import (
-    EmbedderError, EmbeddingProcess, _load_local, embedder_label, load_embedder,
+    EmbedderError, EmbeddingProcess, _load_local, embedder_label, encoder_spec, load_embedder,
     resolve_model_path,
 )  # fmt: skip
 from rag.index import IndexMismatchError, PaperIndex
@@ -198,7 +198,7 @@ def test_a_dead_embedding_process_is_one_clear_error(tmp_path):
     """The ingest's embedding child killed (say, by the OOM killer): the next batch
     fails with one line, not a BrokenProcessPool traceback."""
     settings = make_settings(tmp_path)
-    child = EmbeddingProcess(settings)
+    child = EmbeddingProcess(encoder_spec(settings))
     try:
         texts = [paper.abstract for paper in PAPERS]
         assert np.array_equal(

@@ -229,8 +229,10 @@ def test_a_multi_batch_ingest_embeds_in_a_child_process_with_the_same_vectors(
     for name, child in (("child", True), ("here", False)):
         update = {"index": tmp_path / name, "ingest_batch_papers": 4, "ingest_embed_process": child}
         index = PaperIndex(settings.model_copy(update=update))
-        report = ingest_paths(index, [path])
+        report = ingest_paths(index, [path], progress=lambda done, total: None)
         assert (report.added, report.total_papers, index.lexical.count()) == (10, 10, 10)
+        # told 10 papers are coming, the child embeds from the first batch on
+        assert ("embedder" in index.__dict__) == (not child)
         chunks = index.chunks.get(include=["embeddings"])
         stored.append(dict(zip(chunks["ids"], np.asarray(chunks["embeddings"]).tolist())))
         assert len(started) == 1  # the first run only
