@@ -50,7 +50,6 @@ from rag.answer.question import (
     followup_query,
     named_items,
     refers_back,
-    stems,
 )
 from rag.answer.support import (
     CachedEmbedder,
@@ -61,6 +60,7 @@ from rag.answer.support import (
 )
 from rag.filters import RetrievalFilters
 from rag.index import PaperIndex
+from rag.lexical import stems
 from rag.llm import ChatModel, PartialAnswer, connect_chat_model, resolve_mode
 from rag.prompts import SENTINEL, load_prompt
 from rag.retrieve import Source, retrieve

@@ -29,7 +29,8 @@ from functools import lru_cache
 import numpy as np
 from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
 
-from rag.answer.question import Question, stems
+from rag.answer.question import Question
+from rag.lexical import stems
 from rag.retrieve import Source
 from rag.settings import Settings
 

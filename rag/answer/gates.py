@@ -31,7 +31,7 @@ import numpy as np
 from rag.answer.evidence import EvidenceUnit, mentions, source_text
 from rag.answer.question import QUESTION_WORDS
 from rag.answer.support import CachedEmbedder, question_coverage
-from rag.lexical import tokenize
+from rag.lexical import stems
 from rag.retrieve import Source
 from rag.settings import Settings
 
@@ -74,7 +74,7 @@ def absent_words(question: str, known: Callable[[str], bool]) -> list[str]:
         word
         for word in question.split()
         if word.strip("?.,;:!\"'").lower() not in QUESTION_WORDS
-        and any(not known(term) for term in tokenize([word])[0])
+        and any(not known(term) for term in stems(word))
     ]
 
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-from rag.lexical import tokenize
+from rag.lexical import stems
 
 QUESTION_WORDS = {
     "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "is", "are", "was",
@@ -119,12 +118,6 @@ class Question:
     @property
     def multi_entity(self) -> bool:
         return len(self.entities) >= 2
-
-
-@lru_cache(maxsize=4096)
-def stems(text: str) -> tuple[str, ...]:
-    """The BM25 view of a text: lower-cased, stop-worded, stemmed tokens (rag/lexical.py)."""
-    return tuple(tokenize([text])[0])
 
 
 def _clean_side(side: str) -> str:

@@ -22,7 +22,8 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from rag.answer.citations import MARKER, marker_numbers
 from rag.answer.evidence import covered_aspects, split_sentences
-from rag.answer.question import Question, stems
+from rag.answer.question import Question
+from rag.lexical import stems
 
 EmbedBatch = Callable[[list[str]], list[list[float]]]
 WORD = re.compile(r"[a-z0-9]+")
