@@ -9,6 +9,7 @@ import pytest
 from openai_stub import StubLLM
 from pydantic import SecretStr
 
+import ui.chat
 from rag.answer import Answerer
 from ui.chat import EMPTY_CORPUS, ChatTab, ChatTurns
 from ui.options import session_options
@@ -39,6 +40,28 @@ def test_answers_accumulate_turns_and_number_chips_by_turn(seed_index, seed_sett
     assert turns.count == 2 and len(messages) == 4
     assert 'data-turn="1"' in messages[-1]["content"]
     assert '<section class="turn-sources" data-turn="0" hidden>' in sources
+
+
+def test_the_next_answer_starts_with_the_panel_already_rendered(
+    seed_index, seed_settings, monkeypatch
+):
+    """An answer's first update re-sends the sources panel of the turns before it;
+    rendered when those turns were answered, it is not rendered again, and turns
+    after it get their own."""
+    rendered: list[ChatTurns] = []
+
+    def counted(index, turns):
+        rendered.append(turns)
+        return real(index, turns)
+
+    real = ui.chat.sources_panel
+    monkeypatch.setattr(ui.chat, "sources_panel", counted)
+    tab = ChatTab(seed_settings, seed_index)
+    _, panel, turns, *_ = final(tab, QUESTION)
+    assert rendered == [ChatTurns(), turns]  # the empty chat's panel, then the answer's
+    updates = list(tab.respond("And which uses conformal calibration?", [], turns, *options()))
+    assert updates[0][1] is panel and rendered.count(turns) == 1
+    assert rendered[-1] is updates[-1][2] and 'data-turn="1"' in updates[-1][1]
 
 
 def test_a_long_chat_keeps_a_bounded_session_state(seed_index, seed_settings):

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ EXAMPLES = [
 ]
 EMPTY_CORPUS = "The corpus is empty: add papers in the **Corpus** tab first."
 _LOG_LOCK = threading.Lock()
+PANEL_CACHE = 256
+"""Sources panels kept rendered (ChatTab.panel): one per recently active chat."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ class ChatTab:
         self.settings = settings
         self.index = index
         self.gate = AnswerGate(settings)  # LLM and extractive slots, shared by all sessions
+        self._panels: OrderedDict[int, tuple[ChatTurns, str]] = OrderedDict()
+        self._panels_lock = threading.Lock()
 
     def build(self) -> None:
         with gr.Row():
@@ -181,7 +186,29 @@ class ChatTab:
         good, so every answer grew the server by ~0.2 MB (docs/RELIABILITY.md §6)."""
         last = turns.recent[-1] if turns.recent else None
         prompt = last.prompt if last is not None and show_prompt else None
-        return sources_panel(self.index, turns), prompt, plain_text(last) if last else ""
+        return self.panel(turns), prompt, plain_text(last) if last else ""
+
+    def panel(self, turns: ChatTurns) -> str:
+        """The sources panel of `turns`, rendered once per ChatTurns object.
+
+        Each answer re-sends the panel of the turns before it as it starts (see
+        `shown`), and Gradio hands a session's State back as the very object stored, so
+        that is a lookup here; recomputing it (paper records for the PDF buttons, the
+        HTML of up to ui_session_turns answers' sources) was 7 % of the server's GIL
+        time under 20 users. Entries hold their ChatTurns, so an id is never reused
+        while cached; a ChatTurns never changes, so neither does its panel."""
+        key = id(turns)
+        with self._panels_lock:
+            cached = self._panels.get(key)
+            if cached is not None and cached[0] is turns:
+                self._panels.move_to_end(key)
+                return cached[1]
+        panel = sources_panel(self.index, turns)
+        with self._panels_lock:
+            self._panels[key] = (turns, panel)
+            while len(self._panels) > PANEL_CACHE:
+                self._panels.popitem(last=False)
+        return panel
 
     def respond(
         self, message: str, messages: list, turns: ChatTurns, *values,
