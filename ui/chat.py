@@ -44,8 +44,9 @@ EXAMPLES = [
 ]
 EMPTY_CORPUS = "The corpus is empty: add papers in the **Corpus** tab first."
 _LOG_LOCK = threading.Lock()
-PANEL_CACHE = 256
-"""Sources panels kept rendered (ChatTab.panel): one per recently active chat."""
+PANEL_CACHE = 64
+"""Chats whose latest sources panel stays rendered (ChatTab.panel); more active chats
+than this only means some panels are rendered twice."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class ChatTab:
         self.settings = settings
         self.index = index
         self.gate = AnswerGate(settings)  # LLM and extractive slots, shared by all sessions
-        self._panels: OrderedDict[int, tuple[ChatTurns, str]] = OrderedDict()
+        self._panels: OrderedDict[str, tuple[ChatTurns, str]] = OrderedDict()
         self._panels_lock = threading.Lock()
 
     def build(self) -> None:
@@ -177,7 +178,9 @@ class ChatTab:
             message, messages, turns, *values, owner=owner, session=request.session_hash or ""
         )
 
-    def shown(self, turns: ChatTurns, show_prompt: bool) -> tuple[str, object, str]:
+    def shown(
+        self, turns: ChatTurns, show_prompt: bool, session: str = ""
+    ) -> tuple[str, object, str]:
         """What the sources panel, prompt box and copy text show for `turns`.
 
         A streamed answer re-sends these instead of `gr.skip()`: Gradio 6 answers a skip
@@ -186,26 +189,27 @@ class ChatTab:
         good, so every answer grew the server by ~0.2 MB (docs/RELIABILITY.md §6)."""
         last = turns.recent[-1] if turns.recent else None
         prompt = last.prompt if last is not None and show_prompt else None
-        return self.panel(turns), prompt, plain_text(last) if last else ""
+        return self.panel(turns, session), prompt, plain_text(last) if last else ""
 
-    def panel(self, turns: ChatTurns) -> str:
-        """The sources panel of `turns`, rendered once per ChatTurns object.
+    def panel(self, turns: ChatTurns, session: str) -> str:
+        """The sources panel of `turns`, rendered once for the session's latest turns.
 
         Each answer re-sends the panel of the turns before it as it starts (see
         `shown`), and Gradio hands a session's State back as the very object stored, so
         that is a lookup here; recomputing it (paper records for the PDF buttons, the
         HTML of up to ui_session_turns answers' sources) was 7 % of the server's GIL
-        time under 20 users. Entries hold their ChatTurns, so an id is never reused
-        while cached; a ChatTurns never changes, so neither does its panel."""
-        key = id(turns)
+        time under 20 users. One entry per session, holding the turns it was rendered
+        for (which the session's State holds anyway): a ChatTurns never changes, so
+        neither does its panel."""
         with self._panels_lock:
-            cached = self._panels.get(key)
+            cached = self._panels.get(session)
             if cached is not None and cached[0] is turns:
-                self._panels.move_to_end(key)
+                self._panels.move_to_end(session)
                 return cached[1]
         panel = sources_panel(self.index, turns)
         with self._panels_lock:
-            self._panels[key] = (turns, panel)
+            self._panels[session] = (turns, panel)
+            self._panels.move_to_end(session)
             while len(self._panels) > PANEL_CACHE:
                 self._panels.popitem(last=False)
         return panel
@@ -217,7 +221,7 @@ class ChatTab:
         """Stream one answer: text deltas first, then the rendered answer with its sources."""
         started = time.time()
         options = session_options(*values)
-        panel, prompt, copy = self.shown(turns, options.show_prompt)
+        panel, prompt, copy = self.shown(turns, options.show_prompt, session)
         messages = list(messages or [])
         message = (message or "").strip()
         if not message:
@@ -248,7 +252,7 @@ class ChatTab:
                     arrived = time.time()
                     turns = turns.add(item, self.settings.ui_session_turns)
                     messages[-1]["content"] = with_banner(item, answer_html(item, turns.count - 1))
-                    panel, prompt, copy = self.shown(turns, options.show_prompt)
+                    panel, prompt, copy = self.shown(turns, options.show_prompt, session)
                     yield messages, panel, turns, prompt, copy, status_line(item)
                     if self.settings.ui_answer_log:  # resumed: Gradio has sent the answer
                         log_answer(self.settings.ui_answer_log, {
