@@ -10,10 +10,11 @@ in one process, interleaved so load drift hits both alike:
 3. raw again.
 
 ratio = ingest texts/s / mean raw texts/s (target >= 0.9); ratio_cpu compares the
-CPU seconds (all threads, and the embedding child process) the same way, which a busy machine disturbs less. Then, unless --no-rss,
-`rag ingest` of the same file runs as a child process into another fresh index, and
-its wall time and peak RSS (ru_maxrss) are reported: the memory a user's ingest
-needs, flat in corpus size when streaming works (compare --papers 2000 and 10000).
+CPU seconds (all threads, and ingest's embedding process) the same way, which a busy
+machine disturbs less. Then, unless --no-rss, `rag ingest` of the same file runs as a
+child process into another fresh index, and its wall time and peak RSS (ru_maxrss)
+are reported: the memory a user's ingest needs, flat in corpus size when streaming
+works (compare --papers 2000 and 10000).
 
     PYTHONPATH=. python -m bench.ingest_throughput [--papers 2000] [--json-out F]
 """
@@ -49,17 +50,13 @@ def write_subset(target: Path, count: int) -> None:
 
 def chunk_texts(index: PaperIndex, path: Path) -> list[str]:
     """What ingest hands the embedder for these papers (text + embed metadata)."""
-    from llama_index.core.schema import MetadataMode
-
     from rag.formats import parse_jsonl
+    from rag.index import _embed_texts
 
-    nodes = index.splitter(index._documents(parse_jsonl(path).papers))
-    return [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
-
-
-CPU: list[float] = []  # process CPU seconds (all threads) of each timed() call
+    return _embed_texts(index.splitter(index._documents(parse_jsonl(path).papers)))
 
 
+CPU: list[float] = []  # CPU seconds (all threads, ended children) of each timed() call
 CHILDREN_CPU: list[float] = []  # of that, the ended child processes' (the embedding one)
 
 

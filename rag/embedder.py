@@ -392,10 +392,9 @@ def load_embedder(settings: "Settings") -> BaseEmbedding:
             settings.embed_endpoint, settings.embed_endpoint_model, key,
             settings.embed_timeout_s, settings.embed_max_retries, settings.embed_batch_size,
         )  # fmt: skip
-    spec = encoder_spec(settings)
-    if spec is not None:
-        with _LOADING:
-            return _load_exported(spec, settings.embed_batch_size)
+    if settings.embed_backend != "torch":
+        with _LOADING:  # the first call exports the model: once, under the lock
+            return _load_exported(encoder_spec(settings), settings.embed_batch_size)
     return load_local_embedder(settings.embed_model, settings.embed_batch_size)
 
 

@@ -41,7 +41,6 @@ from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 from chromadb.config import System
 from llama_index.core import Document
-from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, RelatedNodeInfo
 from llama_index.vector_stores.chroma import ChromaVectorStore
@@ -98,11 +97,17 @@ def _number_chunks(nodes: Sequence[BaseNode]) -> None:
                 link.node_id = renamed[link.node_id]
 
 
+def _embed_texts(nodes: Sequence[BaseNode]) -> list[str]:
+    """What the embedder reads of each chunk: its text (the metadata is excluded)."""
+    return [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+
+
 def _embedded(
     papers: list[Paper], nodes: list[BaseNode], vectors: Callable[[], list[list[float]]],
     records: int,
 ) -> tuple[list[Paper], list[BaseNode], int]:  # fmt: skip
-    """A batch whose vectors the embedding process computed, with them on its chunks."""
+    """A batch with its vectors (waited for, when a child process computes them) on its
+    chunks."""
     for node, vector in zip(nodes, vectors(), strict=True):
         node.embedding = vector
     return papers, nodes, records
@@ -471,10 +476,21 @@ class PaperIndex:
         spec = encoder_spec(self.settings) if self.settings.ingest_embed_process else None
         return EmbeddingProcess(spec) if spec else None
 
-    def _chunk_and_embed(self, papers: Sequence[Paper], notes: list[str] | None = None) -> list[BaseNode]:
+    def _chunk_and_embed(
+        self, papers: Sequence[Paper], notes: list[str] | None = None
+    ) -> list[BaseNode]:
         """Chunk (see _chunks) and embed with the index's embedder."""
         nodes = self._chunks(papers, notes)
-        return IngestionPipeline(transformations=[self.embedder]).run(nodes=nodes)
+        return _embedded([], nodes, self._embed_later(_embed_texts(nodes), None), 0)[1]
+
+    def _embed_later(
+        self, texts: list[str], child: EmbeddingProcess | None
+    ) -> Callable[[], list[list[float]]]:
+        """`texts`' vectors: queued in the embedding process, or computed here now."""
+        if child is not None:
+            return child.embed_later(texts)
+        vectors = self.embedder.get_text_embedding_batch(texts) if texts else []
+        return lambda: vectors
 
     def _chunks(self, papers: Sequence[Paper], notes: list[str] | None = None) -> list[BaseNode]:
         """Split, keep at most max_chunks_per_paper chunks per paper (saying so)."""
@@ -543,10 +559,11 @@ class PaperIndex:
         batch keeps memory flat. A local embedder runs in a child process
         (EmbeddingProcess) from the second batch on (from the first when `total` says
         there will be more: this process then never loads the model), with the next
-        batch queued behind the current one, so it never waits for this process's GIL. A caller that already holds the
-        write lock (`rag repair`) writes in its own thread: another thread could not take
-        that lock. `progress(done, total)` counts papers handled (written or skipped as
-        duplicates); `total` is the caller's estimate (0: unknown).
+        batch queued behind the current one, so it never waits for this process's GIL.
+        A caller that already holds the write lock (`rag repair`) writes in its own
+        thread: another thread could not take that lock. `progress(done, total)` counts
+        papers handled (written or skipped as duplicates); `total` is the caller's
+        estimate (0: unknown).
         """
         self._begin_call()
         result = AddResult(added=0, duplicates=0)
@@ -587,14 +604,10 @@ class PaperIndex:
                 result.duplicates += len(batch) - len(fresh)
                 if number == 1 or (number == 0 and total > self.settings.ingest_batch_papers):
                     child = child or self._child_embedder()  # more than one batch: it pays
-                if child is None:
-                    hand_over(fresh, self._chunk_and_embed(fresh, result.notes) if fresh else [],
-                              len(batch))  # fmt: skip
-                    continue
                 nodes = self._chunks(fresh, result.notes)
-                texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
-                embedding.append((fresh, nodes, child.embed_later(texts), len(batch)))
-                if len(embedding) > 1:  # the child has the next batch: collect this one
+                vectors = self._embed_later(_embed_texts(nodes), child)
+                embedding.append((fresh, nodes, vectors, len(batch)))
+                if len(embedding) > (1 if child else 0):  # a child keeps the next one queued
                     hand_over(*_embedded(*embedding.popleft()))
             while embedding and not failure:
                 hand_over(*_embedded(*embedding.popleft()))
