@@ -27,7 +27,7 @@ from pathlib import Path
 from chromadb.errors import ChromaError
 
 from rag.formats import FormatError, parse_file
-from rag.index import GET_BATCH, PaperIndex
+from rag.index import GET_BATCH, PaperIndex, chunk_paper_id
 from rag.papers import Paper
 
 
@@ -67,8 +67,7 @@ def _chunk_owners(index: PaperIndex) -> dict[str, list[str]]:
         if not batch["ids"]:
             return owners
         for chunk_id, meta in zip(batch["ids"], batch["metadatas"]):
-            owner = str((meta or {}).get("document_id") or (meta or {}).get("paper_id") or "")
-            owners.setdefault(owner, []).append(chunk_id)
+            owners.setdefault(chunk_paper_id(meta or {}), []).append(chunk_id)
         offset += len(batch["ids"])
 
 

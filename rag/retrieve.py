@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.filters import RetrievalFilters
-from rag.index import PaperIndex, chunk_passage
+from rag.index import PaperIndex, chunk_paper_id, chunk_passage, chunk_text
 from rag.papers import Paper, Passage
 from rag.rerank import rerank
 from rag.settings import Settings
@@ -194,7 +194,7 @@ def _chunk_search(
     fetch = max(index.settings.chunk_candidates, 2 * k)
     where: list[dict] = [{"kind": "body"}] if body_only else []
     if small:
-        where.append({"paper_id": {"$in": sorted(allowed.ids)}})
+        where.append({"document_id": {"$in": sorted(allowed.ids)}})
     result = index.chunks.query(
         query_embeddings=[list(embedding)], include=["documents", "metadatas", "distances"],
         where=where[0] if len(where) == 1 else ({"$and": where} if where else None),
@@ -202,17 +202,17 @@ def _chunk_search(
     )  # fmt: skip
     best: dict[str, Hit] = {}
     passages: dict[str, list[tuple[Passage, float]]] = {}
-    for text, meta, distance in zip(
+    for document, meta, distance in zip(
         result["documents"][0], result["metadatas"][0], result["distances"][0]
     ):
-        paper_id = str(meta.get("paper_id") or meta.get("document_id"))
+        paper_id = chunk_paper_id(meta)
         if allowed is not None and paper_id not in allowed.ids:
             continue
         cosine = 1.0 - float(distance)
         if meta.get("kind", "body") == "body":
-            passages.setdefault(paper_id, []).append((chunk_passage(text or "", meta), cosine))
+            passages.setdefault(paper_id, []).append((chunk_passage(document, meta), cosine))
         if paper_id not in best or cosine > best[paper_id].score:
-            best[paper_id] = Hit(paper_id, cosine, text or "")
+            best[paper_id] = Hit(paper_id, cosine, chunk_text(document, meta))
     ranked = sorted(best.values(), key=lambda hit: hit.score, reverse=True)[:k]
     return [
         Hit(hit.paper_id, hit.score, hit.text, tuple(passages.get(hit.paper_id, ())))

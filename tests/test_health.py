@@ -62,7 +62,7 @@ def test_check_finds_and_repair_fixes_every_fault(tmp_path, capsys):
     pdf_id = next(p.id for p in index.iter_papers() if p.source == str(pdf))
     index.chunks.delete(where={"document_id": pdf_id})
     orphan = Paper("ghost", "Ghost", "A paper whose record was never written.")
-    index.vector_store.add(index._chunk_and_embed([orphan]))
+    index.add_chunks(index._chunk_and_embed([orphan]))
     index.lexical.remove(["h1"])
     (index.lexical.directory / "gen-1").mkdir()
     (settings.index / "uploads").mkdir()

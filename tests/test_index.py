@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from rag.index import IndexBusyError, IndexMismatchError, PaperIndex
 from rag.ingest import ingest_paths
-from rag.papers import Paper
-from rag.retrieve import retrieve
+from rag.papers import Paper, Passage
+from rag.retrieve import Allowed, _chunk_search, retrieve
 from tests.conftest import make_settings
 
 PAPERS = [
@@ -86,7 +87,7 @@ def test_interrupted_ingest_orphans_are_replaced(empty_index, tmp_path):
 
     paper = Paper(id="o1", title="Orphan paper", abstract="Text about orphans and recovery.")
     nodes = empty_index._chunk_and_embed([paper])
-    empty_index.vector_store.add(nodes)  # chunks only: as if killed before the paper record
+    empty_index.add_chunks(nodes)  # chunks only: as if killed before the paper record
     assert empty_index.add_papers([paper]).added == 1
     assert len(empty_index.chunks.get(where={"document_id": "o1"})["ids"]) == len(nodes)
 
@@ -181,6 +182,35 @@ def test_a_paper_record_keeps_its_abstract_out_of_chromas_full_text_index(empty_
     assert empty_index.enrich_papers([authored]) == ["p2"]
     assert empty_index.get_papers(["p2"])["p2"] == Paper("p2", old.title, old.abstract,
                                                          authors="Ada Lovelace")  # fmt: skip
+
+
+def test_a_chunk_record_is_its_paper_location_and_text_and_older_chunks_still_read(empty_index):
+    """Chunks hold their text and location as metadata, no Chroma document (which local
+    Chroma would trigram-index) and no copy of the paper's metadata; chunks an earlier
+    release wrote (text as document, paper fields beside) still search and read back."""
+    body = (Passage("The sorter ran 417 epochs on tape drives.", "body", 3, "Methods"),
+            Passage("Merging costs grew with the square of the runs.", "body", 4, "Results"))
+    paper = Paper("pdf1", "External sorting", "We sort on tape.", year=1999, passages=body)
+    empty_index.add_papers([paper, Paper("p2", "Gardens", "Roses in the shade.")])
+    stored = empty_index.chunks.get(where={"document_id": "pdf1"},
+                                    include=["documents", "metadatas", "embeddings"])  # fmt: skip
+    assert set(stored["documents"]) == {None}
+    assert {tuple(sorted(meta)) for meta in stored["metadatas"]} == {
+        ("document_id", "kind", "page", "section", "text")
+    }
+    assert empty_index.body_passages(["pdf1"]) == {"pdf1": body}
+    old = stored["metadatas"].index(next(m for m in stored["metadatas"] if m["page"] == 3))
+    empty_index.chunks.update(  # the chunk as llama-index's vector store wrote it
+        ids=[stored["ids"][old]], embeddings=[stored["embeddings"][old]], documents=[body[0].text],
+        metadatas=[{**paper.metadata(), "document_id": "pdf1", "kind": "body", "page": 3,
+                    "section": "Methods", "text": None}],
+    )  # fmt: skip
+    assert empty_index.body_passages(["pdf1"]) == {"pdf1": body}
+    query = empty_index.embedder.get_query_embedding("How many epochs did the sorter run?")
+    hits = _chunk_search(empty_index, query, 2, Allowed(np.ones(2), frozenset({"pdf1"})),
+                         body_only=True)  # fmt: skip
+    assert [hit.paper_id for hit in hits] == ["pdf1"]
+    assert {passage for passage, _ in hits[0].passages} == set(body)
 
 
 def test_two_ingest_processes_at_once_keep_every_paper_searchable(tmp_path):

@@ -132,6 +132,6 @@ def test_one_paper_written_by_two_machines_at_once_keeps_one_set_of_chunks(
     first_nodes, second_nodes = first._chunk_and_embed([paper]), second._chunk_and_embed([paper])
     assert len(first_nodes) > 1
     first._write([paper], first_nodes)
-    second.vector_store.add(second_nodes)
+    second.add_chunks(second_nodes)
     stored = first.chunks.get(where={"document_id": "twice"})["ids"]
     assert sorted(stored) == sorted(f"twice#chunk{n}" for n in range(len(first_nodes)))
