@@ -188,3 +188,26 @@ def test_a_cut_answer_shows_the_incomplete_banner(seed_index, seed_settings):
     assert turns.count == 1 and not turns.recent[0].complete
     assert messages[-1]["content"].startswith('<div class="answer-incomplete" role="alert"')
     assert "incomplete" in status
+
+
+def test_an_extractive_answer_is_sent_when_asked_and_when_answered_an_llm_streams(
+    seed_index, seed_settings
+):
+    """Each update re-sends the whole chat. An extractive answer's stages and text come a
+    fraction of a second before its result, so it is sent when the search starts (then
+    only ticks if it lasts) and when answered; an LLM's answer shows its stages and
+    streams its text."""
+    statuses = [update[-1] for update in ChatTab(seed_settings, seed_index).respond(
+        QUESTION, [], ChatTurns(), *options())]  # fmt: skip
+    assert statuses[0] == "searching the papers…"
+    assert statuses[-1].startswith("answered by `extractive`")
+    assert all(status.startswith("searching the papers…") for status in statuses[1:-1])
+    reply = "Quantile regression models can be aggregated by averaging their quantiles [1]."
+    with StubLLM(lambda m: reply) as stub:
+        settings = seed_settings.model_copy(update={
+            "openai_base_url": stub.base_url, "openai_api_key": SecretStr("k"),
+            "openai_model": "stub-model", "llm_max_retries": 0,
+        })  # fmt: skip
+        statuses = [update[-1] for update in ChatTab(settings, seed_index).respond(
+            QUESTION, [], ChatTurns(), *options("openai"))]  # fmt: skip
+    assert {"retrieving…", "reading the evidence…", "writing…"} <= set(statuses)

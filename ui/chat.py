@@ -259,6 +259,11 @@ class ChatTab:
                             "session": session, "started": started, "result": arrived,
                             "sent": time.time(), "timings_ms": item.timings_ms,
                         })  # fmt: skip
+                elif answerer.mode == "extractive":
+                    # Its stages and text come a fraction of a second before its result:
+                    # "searching the papers…" stays up (a Waiting ticks if it lasts). Each
+                    # update re-sends the whole chat; these were three of five per answer.
+                    continue
                 elif isinstance(item, Stage):
                     yield messages, panel, turns, prompt, copy, f"{item.name}…"
                 else:
