@@ -44,6 +44,10 @@ def test_units_cover_the_abstract_and_body_passages_with_their_location():
     assert [u.location for u in units] == ["abstract", "abstract", "§ Results, p. 7", "§ Results, p. 7"]
     assert units[2].marker == "[2, p. 7]" and units[0].marker == "[2]"
     assert [u.position for u in units] == [0, 1, 2, 3]
+    keywords = "We study agents in a maze. Index Terms: reinforcement learning, memory, mazes"
+    assert [u.text for u in source_units(1, source(1.0, abstract=keywords), 4)] == [
+        "We study agents in a maze."
+    ]  # a keyword line is no answer to anything
 
 
 def test_citable_sources_are_those_near_the_top_retrieval_score():

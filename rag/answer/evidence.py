@@ -36,7 +36,11 @@ from rag.settings import Settings
 
 MIN_SENTENCE_CHARS = 25
 MIN_EVIDENCE_WORDS = 6  # shorter "sentences" are headings, captions or link lines
-NOT_PROSE = re.compile(r"https?://|www\.|\bgithub\.com\b|^\W*(?:code|data|project page)\b.*(?:available|at)\b", re.I)
+NOT_PROSE = re.compile(
+    r"https?://|www\.|\bgithub\.com\b|^\W*(?:code|data|project page)\b.*(?:available|at)\b"
+    r"|^\W*(?:index terms|key ?words)\s*(?::|—|–|\s-\s)",  # an abstract's closing keyword line
+    re.I,
+)
 ENUMERATING = re.compile(r"(?:[^,]+,){2,}|\b(?:such as|including|namely|e\.g\.|i\.e\.)|:\s", re.I)
 DEFINING = re.compile(r"\b(?:we (?:present|introduce|propose|release|build|construct)|is an?|are|consists? of|comprises?)\b", re.I)
 NUMBER = re.compile(r"\d")
