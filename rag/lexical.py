@@ -173,7 +173,7 @@ def _csc(terms: list[str], term_ids: np.ndarray, rows: np.ndarray, tfs: np.ndarr
     """Postings sorted by (term, row) into the CSC layout."""
     indptr = np.zeros(len(terms) + 1, dtype=np.int64)
     np.cumsum(np.bincount(term_ids, minlength=len(terms)), out=indptr[1:])
-    return _Postings(terms, indptr, rows.astype(np.int32), tfs.astype(np.float32))
+    return _Postings(terms, indptr, rows.astype(np.int32, copy=False), tfs.astype(np.float32, copy=False))
 
 
 @dataclass
@@ -260,7 +260,13 @@ class _Segment:
 
 def _merged(segments: Sequence[_Segment], deleted: Sequence[np.ndarray]) -> _SegmentData:
     """The live papers of several segments as one segment (no re-tokenizing: postings
-    are re-numbered and re-sorted with numpy)."""
+    are re-numbered and re-sorted with numpy).
+
+    Postings stay int32 and are ordered by one stable sort on the term: each segment's
+    rows of a term are ascending and the segments are laid out in row order, so rows
+    come out ascending without a combined (term, row) key. The whole corpus passes
+    through here at the ingest's largest merge, so its arrays set the ingest's peak memory.
+    """
     ids: dict[str, int] = {}
     term_ids, rows, tfs, lengths, sizes = [], [], [], [], []
     meta: list[dict] = []
@@ -269,8 +275,8 @@ def _merged(segments: Sequence[_Segment], deleted: Sequence[np.ndarray]) -> _Seg
     for segment, dead in zip(segments, deleted):
         keep_papers = ~dead
         keep_rows = np.repeat(keep_papers, segment.sizes)
-        renumber = np.cumsum(keep_rows) - 1 + offset
-        mapping = np.fromiter((ids.setdefault(t, len(ids)) for t in segment.terms), np.int64,
+        renumber = (np.cumsum(keep_rows) - 1 + offset).astype(np.int32)
+        mapping = np.fromiter((ids.setdefault(t, len(ids)) for t in segment.terms), np.int32,
                               len(segment.terms))  # fmt: skip
         local_terms = np.repeat(mapping, np.diff(segment.indptr))
         local_rows = np.asarray(segment.rows)
@@ -278,6 +284,7 @@ def _merged(segments: Sequence[_Segment], deleted: Sequence[np.ndarray]) -> _Seg
         term_ids.append(local_terms[live])
         rows.append(renumber[local_rows[live]])
         tfs.append(np.asarray(segment.tfs)[live])
+        del local_terms, local_rows, live
         lengths.append(segment.lengths[keep_rows])
         sizes.append(segment.sizes[keep_papers])
         stored = segment.all_passages()
@@ -285,16 +292,21 @@ def _merged(segments: Sequence[_Segment], deleted: Sequence[np.ndarray]) -> _Seg
             meta.append(segment.meta[position])
             passages.append(stored[position])
         offset += int(keep_rows.sum())
-    all_terms = np.concatenate(term_ids) if term_ids else np.zeros(0, np.int64)
-    all_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    all_terms = np.concatenate(term_ids) if term_ids else np.zeros(0, np.int32)
+    del term_ids
     # Terms that only tombstoned rows had are dropped (knows() must forget them).
     used = np.bincount(all_terms, minlength=len(ids)) > 0
-    all_terms = (np.cumsum(used) - 1)[all_terms]
+    if not used.all():
+        all_terms = (np.cumsum(used, dtype=np.int32) - 1)[all_terms]
     terms = [term for term, kept in zip(ids, used) if kept]
-    order = np.argsort(all_terms * max(offset, 1) + all_rows, kind="stable")
-    postings = _csc(terms, all_terms[order], all_rows[order], np.concatenate(tfs)[order])
+    order = np.argsort(all_terms, kind="stable")
+    all_terms = all_terms[order]
+    all_rows = (np.concatenate(rows) if rows else np.zeros(0, np.int32))[order]
+    del rows
+    all_tfs = (np.concatenate(tfs) if tfs else np.zeros(0, np.float32))[order]
+    del tfs, order
     return _SegmentData(
-        postings=postings,
+        postings=_csc(terms, all_terms, all_rows, all_tfs),
         lengths=np.concatenate(lengths).astype(np.float32),
         sizes=np.concatenate(sizes).astype(np.int64),
         meta=meta,

@@ -13,12 +13,21 @@ from pathlib import Path
 
 import bm25s
 import chromadb
+import numpy as np
 import pytest
 
 from conftest import make_settings
 from rag.formats import expand_paths, parse_file
 from rag.index import PaperIndex
-from rag.lexical import FORMAT, LexicalIndex, merge_start, tokenize
+from rag.lexical import (
+    FORMAT,
+    LexicalIndex,
+    _merged,
+    _Segment,
+    _segment_from_papers,
+    merge_start,
+    tokenize,
+)
 from rag.papers import Paper, Passage
 from rag.retrieve import retrieve
 from rag.settings import BUNDLED_CORPUS
@@ -295,3 +304,19 @@ def test_a_small_write_leaves_the_big_segment_alone(tmp_path):
 )
 def test_merge_plan_is_size_tiered(live, dead, start):
     assert merge_start(live, dead) == start
+
+
+def test_a_merge_writes_the_same_postings_as_building_the_segment_at_once(tmp_path):
+    papers = corpus_papers()
+    thirds = [papers[: len(papers) // 3], papers[len(papers) // 3 : -9], papers[-9:]]
+    segments = []
+    for number, part in enumerate(thirds):
+        _Segment.write(tmp_path / f"seg-{number}", _segment_from_papers(part))
+        segments.append(_Segment(tmp_path / f"seg-{number}"))
+    merged = _merged(segments, [np.zeros(len(part), dtype=bool) for part in thirds])
+    direct = _segment_from_papers(papers)
+    assert merged.postings.terms == direct.postings.terms
+    for field in ("indptr", "rows", "tfs"):  # CSC: per term, rows ascending
+        mine, reference = getattr(merged.postings, field), getattr(direct.postings, field)
+        assert mine.dtype == reference.dtype and np.array_equal(mine, reference), field
+    assert np.array_equal(merged.lengths, direct.lengths) and merged.meta == direct.meta
