@@ -119,6 +119,18 @@ def test_a_comparison_quotes_each_side_from_the_papers_that_name_it(tmp_path):
     assert missing.missing == ["Chinchilla"]
 
 
+def test_a_definition_is_answered_from_the_papers_that_use_the_term(tmp_path):
+    settings = make_settings(tmp_path, cite_min_score_share=0.0, answer_max_words=200)
+    sources = [source(1.0, "BottleFit", "Split computing generates compressed bottlenecks."),
+               source(0.9, "Continual learning", "A baseline on 10-Split-CIFAR-100 computes fast.")]  # fmt: skip
+    units = [unit("Split computing generates compressed bottlenecks.", 1, 0.7, [1, 0]),
+             unit("A baseline on 10-Split-CIFAR-100 computes fast.", 2, 0.66, [0, 1])]  # fmt: skip
+    picked = select_evidence(analyse("What is split computing?"), units, sources, settings, 0.47)
+    assert [u.source_number for u in picked.units] == [1]
+    unused = select_evidence(analyse("What is edge offloading?"), units, sources, settings, 0.47)
+    assert [u.source_number for u in unused.units] == [1, 2]  # no paper uses the term: all may
+
+
 def test_mentions_ignores_case_and_hyphens():
     assert mentions("the laion 5b dataset", "LAION-5B") and not mentions("LAION-400M", "LAION-5B")
 

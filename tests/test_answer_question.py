@@ -25,6 +25,18 @@ def test_kinds_and_named_items(question, kind, entities):
     assert analysis.kind == kind and analysis.entities == entities
 
 
+@pytest.mark.parametrize(
+    ("question", "subject"),
+    [("What is split computing?", "split computing"),
+     ("What are neural circuit diagrams?", "neural circuit diagram"),
+     ("What is a hypernetwork?", "hypernetwork"),
+     ("What is loss?", "loss"),
+     ("How does TokenUnify combine token prediction objectives?", "")],
+)  # fmt: skip
+def test_a_definition_names_its_subject_in_the_singular(question, subject):
+    assert analyse(question).subject == subject
+
+
 def test_quantity_questions_want_numbers_and_aspects_exclude_names_and_frame_words():
     analysis = analyse("How many image-text pairs does LAION-5B contain?")
     assert analysis.wants_numbers

@@ -255,9 +255,10 @@ def select_evidence(
     if question.kind == "comparison" and question.multi_entity:
         return _select_comparison(question, units, sources, settings, max_passages, about or {})
     citable = citable_sources(sources, settings.cite_min_score_share)
+    names = question.entities or ((question.subject,) if question.subject else ())
     about = {
         number for number, source in enumerate(sources, start=1)
-        if any(mentions(source_text(source, max_passages), entity) for entity in question.entities)
+        if any(mentions(source_text(source, max_passages), name) for name in names)
     }  # fmt: skip
     citable = (citable & about) or citable  # a question naming an item is answered from its papers
     eligible = [unit for unit in units if unit.source_number in citable]

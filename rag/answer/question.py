@@ -10,6 +10,7 @@ shared by evidence selection, composition and the follow-up logic:
   acronym and hyphen-number tokens ("LAION-5B", "GPT-4"), and the sides of
   "X and Y" / "X vs Y" / "between X and Y" in a comparison;
 - aspects: the question's content words, stemmed, that an answer should cover;
+- subject: what a definition question defines ("split computing"), named or not;
 - followup: the question leans on an earlier turn (pronouns, "what about ...",
   "and the ...?", or too short to stand alone).
 """
@@ -113,6 +114,7 @@ class Question:
     wants_numbers: bool = False
     wants_enumeration: bool = False  # "which datasets/tasks ...": prefer sentences listing items
     followup: bool = False
+    subject: str = ""  # definitions: the defined term; the papers that use it answer
     aspect_words: tuple[str, ...] = field(default=(), compare=False)  # the same, unstemmed
 
     @property
@@ -191,7 +193,7 @@ def analyse(text: str) -> Question:
         kind = "comparison"
     elif LIST_CUE.search(text):
         kind = "list"
-    elif DEFINITION.match(text) and len(aspects) + len(entities) <= 4:
+    elif (definition := DEFINITION.match(text)) and len(aspects) + len(entities) <= 4:
         kind = "definition"
     elif YESNO.match(text):
         kind = "yesno"
@@ -204,9 +206,20 @@ def analyse(text: str) -> Question:
     return Question(
         text=text, kind=kind, entities=tuple(entities), aspects=aspects,
         wants_numbers=kind == "quantity", followup=followup,
+        subject=defined_term(definition.group("term")) if kind == "definition" else "",
         wants_enumeration=kind != "list" and bool(ENUMERATION_CUE.search(text)),
         aspect_words=tuple(dict.fromkeys(word.lower() for word in aspect_words)),
     )  # fmt: skip
+
+
+SHORT_TERM = 4  # terms longer than this lose a plural "s" ("GANs" keeps its own)
+
+
+def defined_term(term: str) -> str:
+    """The term of "What are neural circuit diagrams?" as a paper would write it in any
+    number: articles and a plural "s" dropped ("neural circuit diagram")."""
+    term = _clean_side(term)
+    return term[:-1] if len(term) > SHORT_TERM and term.endswith("s") and not term.endswith("ss") else term
 
 
 def refers_back(question: Question) -> bool:
